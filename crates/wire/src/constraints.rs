@@ -1,0 +1,1 @@
+//! Placeholder: the constraint table (filled in by the validation work).
