@@ -93,6 +93,10 @@ pub fn decode_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     };
     let de = &mut serde_json::Deserializer::from_slice(body);
     let value = serde_path_to_error::deserialize(de).map_err(|e| {
+        // A missing/null required member is a constraint violation, not a syntax problem.
+        if let Some(missing) = crate::validate::missing_member_error(e.path(), e.inner()) {
+            return missing;
+        }
         let path = e.path().to_string();
         let inner = e.into_inner();
         if inner.is_data() && path != "." {
@@ -116,9 +120,18 @@ mod tests {
             Operation::from_target(Some("AWSMPMeteringService.MeterUsage")).unwrap(),
             Operation::MeterUsage
         );
-        for bad in [None, Some(""), Some("AWSMPMeteringService"), Some("AWSMPMeteringService.Nope"),
-            Some("Other.MeterUsage"), Some("AWSMPMeteringServiceMeterUsage")] {
-            assert_eq!(Operation::from_target(bad).unwrap_err().code, ErrorCode::UnknownOperation);
+        for bad in [
+            None,
+            Some(""),
+            Some("AWSMPMeteringService"),
+            Some("AWSMPMeteringService.Nope"),
+            Some("Other.MeterUsage"),
+            Some("AWSMPMeteringServiceMeterUsage"),
+        ] {
+            assert_eq!(
+                Operation::from_target(bad).unwrap_err().code,
+                ErrorCode::UnknownOperation
+            );
         }
     }
 

@@ -51,7 +51,9 @@ impl Quantity {
         }
         let mut micros: u64 = int.parse::<u64>().ok()?.checked_mul(SCALE)?;
         if let Some(f) = frac {
-            if f.is_empty() || f.len() > SCALE_DIGITS as usize || !f.bytes().all(|b| b.is_ascii_digit())
+            if f.is_empty()
+                || f.len() > SCALE_DIGITS as usize
+                || !f.bytes().all(|b| b.is_ascii_digit())
             {
                 return None;
             }
@@ -93,7 +95,9 @@ mod tests {
         assert_eq!(Quantity::parse_decimal("1.5").unwrap().micros(), 1_500_000);
         assert_eq!(Quantity::parse_decimal("0.000001").unwrap().micros(), 1);
         assert_eq!(
-            Quantity::parse_decimal("9999999999.999999").unwrap().micros(),
+            Quantity::parse_decimal("9999999999.999999")
+                .unwrap()
+                .micros(),
             9_999_999_999_999_999
         );
     }
@@ -101,8 +105,20 @@ mod tests {
     #[test]
     fn rejects_what_the_pattern_rejects() {
         for s in [
-            "", "-1", "+1", "01", "1.", ".5", "1e3", "1.0000001", "12345678901", "1,5", " 1", "0x1",
-            "NaN", "00",
+            "",
+            "-1",
+            "+1",
+            "01",
+            "1.",
+            ".5",
+            "1e3",
+            "1.0000001",
+            "12345678901",
+            "1,5",
+            " 1",
+            "0x1",
+            "NaN",
+            "00",
         ] {
             assert_eq!(Quantity::parse_decimal(s), None, "{s:?}");
         }

@@ -14,7 +14,11 @@ pub struct Tag {
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UsageAllocation {
-    #[serde(rename = "AllocatedUsageQuantity", skip_serializing_if = "Option::is_none", default)]
+    #[serde(
+        rename = "AllocatedUsageQuantity",
+        skip_serializing_if = "Option::is_none",
+        default
+    )]
     pub allocated_usage_quantity: Option<i64>,
     #[serde(
         rename = "AllocatedUsageQuantityAsDecimal",
@@ -30,19 +34,39 @@ pub struct UsageAllocation {
 pub struct UsageRecord {
     #[serde(rename = "Timestamp")]
     pub timestamp: EpochTime,
-    #[serde(rename = "CustomerIdentifier", skip_serializing_if = "Option::is_none", default)]
+    #[serde(
+        rename = "CustomerIdentifier",
+        skip_serializing_if = "Option::is_none",
+        default
+    )]
     pub customer_identifier: Option<String>,
     #[serde(rename = "Dimension")]
     pub dimension: String,
     #[serde(rename = "Quantity", skip_serializing_if = "Option::is_none", default)]
     pub quantity: Option<i64>,
-    #[serde(rename = "QuantityAsDecimal", skip_serializing_if = "Option::is_none", default)]
+    #[serde(
+        rename = "QuantityAsDecimal",
+        skip_serializing_if = "Option::is_none",
+        default
+    )]
     pub quantity_as_decimal: Option<String>,
-    #[serde(rename = "UsageAllocations", skip_serializing_if = "Option::is_none", default)]
+    #[serde(
+        rename = "UsageAllocations",
+        skip_serializing_if = "Option::is_none",
+        default
+    )]
     pub usage_allocations: Option<Vec<UsageAllocation>>,
-    #[serde(rename = "CustomerAWSAccountId", skip_serializing_if = "Option::is_none", default)]
+    #[serde(
+        rename = "CustomerAWSAccountId",
+        skip_serializing_if = "Option::is_none",
+        default
+    )]
     pub customer_aws_account_id: Option<String>,
-    #[serde(rename = "LicenseArn", skip_serializing_if = "Option::is_none", default)]
+    #[serde(
+        rename = "LicenseArn",
+        skip_serializing_if = "Option::is_none",
+        default
+    )]
     pub license_arn: Option<String>,
 }
 
@@ -50,7 +74,11 @@ pub struct UsageRecord {
 pub struct BatchMeterUsageRequest {
     #[serde(rename = "UsageRecords")]
     pub usage_records: Vec<UsageRecord>,
-    #[serde(rename = "ProductCode", skip_serializing_if = "Option::is_none", default)]
+    #[serde(
+        rename = "ProductCode",
+        skip_serializing_if = "Option::is_none",
+        default
+    )]
     pub product_code: Option<String>,
 }
 
@@ -65,7 +93,11 @@ pub enum UsageRecordResultStatus {
 pub struct UsageRecordResult {
     #[serde(rename = "UsageRecord")]
     pub usage_record: UsageRecord,
-    #[serde(rename = "MeteringRecordId", skip_serializing_if = "Option::is_none", default)]
+    #[serde(
+        rename = "MeteringRecordId",
+        skip_serializing_if = "Option::is_none",
+        default
+    )]
     pub metering_record_id: Option<String>,
     #[serde(rename = "Status")]
     pub status: UsageRecordResultStatus,
@@ -87,15 +119,31 @@ pub struct MeterUsageRequest {
     pub timestamp: EpochTime,
     #[serde(rename = "UsageDimension")]
     pub usage_dimension: String,
-    #[serde(rename = "UsageQuantity", skip_serializing_if = "Option::is_none", default)]
+    #[serde(
+        rename = "UsageQuantity",
+        skip_serializing_if = "Option::is_none",
+        default
+    )]
     pub usage_quantity: Option<i64>,
-    #[serde(rename = "UsageQuantityAsDecimal", skip_serializing_if = "Option::is_none", default)]
+    #[serde(
+        rename = "UsageQuantityAsDecimal",
+        skip_serializing_if = "Option::is_none",
+        default
+    )]
     pub usage_quantity_as_decimal: Option<String>,
     #[serde(rename = "DryRun", skip_serializing_if = "Option::is_none", default)]
     pub dry_run: Option<bool>,
-    #[serde(rename = "UsageAllocations", skip_serializing_if = "Option::is_none", default)]
+    #[serde(
+        rename = "UsageAllocations",
+        skip_serializing_if = "Option::is_none",
+        default
+    )]
     pub usage_allocations: Option<Vec<UsageAllocation>>,
-    #[serde(rename = "ClientToken", skip_serializing_if = "Option::is_none", default)]
+    #[serde(
+        rename = "ClientToken",
+        skip_serializing_if = "Option::is_none",
+        default
+    )]
     pub client_token: Option<String>,
 }
 
@@ -117,7 +165,11 @@ pub struct RegisterUsageRequest {
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RegisterUsageResult {
-    #[serde(rename = "PublicKeyRotationTimestamp", skip_serializing_if = "Option::is_none", default)]
+    #[serde(
+        rename = "PublicKeyRotationTimestamp",
+        skip_serializing_if = "Option::is_none",
+        default
+    )]
     pub public_key_rotation_timestamp: Option<EpochTime>,
     #[serde(rename = "Signature")]
     pub signature: String,
@@ -131,19 +183,39 @@ pub struct ResolveCustomerRequest {
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Metadata {
-    #[serde(rename = "AgreementId", skip_serializing_if = "Option::is_none", default)]
+    #[serde(
+        rename = "AgreementId",
+        skip_serializing_if = "Option::is_none",
+        default
+    )]
     pub agreement_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ResolveCustomerResult {
-    #[serde(rename = "CustomerIdentifier", skip_serializing_if = "Option::is_none", default)]
+    #[serde(
+        rename = "CustomerIdentifier",
+        skip_serializing_if = "Option::is_none",
+        default
+    )]
     pub customer_identifier: Option<String>,
-    #[serde(rename = "ProductCode", skip_serializing_if = "Option::is_none", default)]
+    #[serde(
+        rename = "ProductCode",
+        skip_serializing_if = "Option::is_none",
+        default
+    )]
     pub product_code: Option<String>,
-    #[serde(rename = "CustomerAWSAccountId", skip_serializing_if = "Option::is_none", default)]
+    #[serde(
+        rename = "CustomerAWSAccountId",
+        skip_serializing_if = "Option::is_none",
+        default
+    )]
     pub customer_aws_account_id: Option<String>,
-    #[serde(rename = "LicenseArn", skip_serializing_if = "Option::is_none", default)]
+    #[serde(
+        rename = "LicenseArn",
+        skip_serializing_if = "Option::is_none",
+        default
+    )]
     pub license_arn: Option<String>,
     #[serde(rename = "Metadata", skip_serializing_if = "Option::is_none", default)]
     pub metadata: Option<Metadata>,

@@ -86,10 +86,16 @@ mod tests {
 
     #[test]
     fn integer_fraction_and_exponent() {
-        assert_eq!(parse("1795402800").unwrap(), EpochTime::from_secs(1795402800));
+        assert_eq!(
+            parse("1795402800").unwrap(),
+            EpochTime::from_secs(1795402800)
+        );
         let t = parse("1795402800.123456").unwrap();
         assert_eq!((t.secs, t.nanos), (1795402800, 123_456_000));
-        assert_eq!(parse("1.7954028e9").unwrap(), EpochTime::from_secs(1795402800));
+        assert_eq!(
+            parse("1.7954028e9").unwrap(),
+            EpochTime::from_secs(1795402800)
+        );
         let t = parse("-0.5").unwrap();
         assert_eq!((t.secs, t.nanos), (-1, 500_000_000));
     }
@@ -104,7 +110,10 @@ mod tests {
 
     #[test]
     fn echoes_integers_as_integers_and_fractions_as_numbers() {
-        assert_eq!(serde_json::to_string(&EpochTime::from_secs(5)).unwrap(), "5");
+        assert_eq!(
+            serde_json::to_string(&EpochTime::from_secs(5)).unwrap(),
+            "5"
+        );
         let t = parse("1795402800.25").unwrap();
         assert_eq!(serde_json::to_string(&t).unwrap(), "1795402800.25");
     }

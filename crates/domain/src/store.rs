@@ -1,0 +1,139 @@
+//! What the rules need from storage. Implemented by the `store` crate (SQLite, PostgreSQL).
+//!
+//! Writes of usage take whole batches so an implementation can commit many concurrent
+//! requests in one transaction (group commit). For every usage row the dedup claim and the
+//! record are the same row, written in one transaction: no path leaves a key claimed with no
+//! record, and nothing is acknowledged before it is durable.
+
+use crate::model::*;
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database could not be reached or failed; the caller may retry.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    /// Input the store refuses (e.g. a reference to a missing row).
+    #[error("{0}")]
+    Invalid(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Result of offering one usage row under its dedup key (first write wins).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UsageOutcome {
+    /// No row had the key: this one is stored.
+    Stored { metering_record_id: String },
+    /// A row with the key and the same quantity exists: an identical retry.
+    Retry { metering_record_id: String },
+    /// A row with the key and a different quantity exists; nothing is stored.
+    Duplicate { metering_record_id: String },
+}
+
+/// A MeterUsage `ClientToken` claim: scoped to the calling account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenClaim {
+    pub seller_account: String,
+    pub caller_account: String,
+    pub client_token: String,
+    /// Digest of the request parameters, to tell a replay from a conflicting reuse.
+    pub fingerprint: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MeterOutcome {
+    Usage(UsageOutcome),
+    /// The token was used before with the same parameters: that call's record id.
+    TokenReplay {
+        metering_record_id: String,
+    },
+    /// The token was used before with different parameters.
+    TokenConflict,
+}
+
+/// Filter for usage listings (admin API, reports).
+#[derive(Debug, Clone, Default)]
+pub struct UsageFilter {
+    pub seller_account: Option<String>,
+    pub product_code: Option<String>,
+    pub limit: Option<u32>,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    // --- catalog reads
+    async fn access_key(&self, access_key_id: &str) -> StoreResult<Option<AccessKey>>;
+    async fn product(&self, code: &str) -> StoreResult<Option<Product>>;
+    async fn agreement_by_license(&self, license_arn: &str) -> StoreResult<Option<Agreement>>;
+    async fn agreements_for_customer(
+        &self,
+        product_code: &str,
+        customer_account: &str,
+    ) -> StoreResult<Vec<Agreement>>;
+    async fn agreements_for_identifier(
+        &self,
+        product_code: &str,
+        customer_identifier: &str,
+    ) -> StoreResult<Vec<Agreement>>;
+    /// Whether any agreement (any product) carries this legacy customer identifier.
+    async fn customer_identifier_exists(&self, customer_identifier: &str) -> StoreResult<bool>;
+    /// The identifier already given to this customer account, if any (same across products).
+    async fn customer_identifier_of(&self, customer_account: &str) -> StoreResult<Option<String>>;
+    async fn product_keys(&self, product_code: &str) -> StoreResult<Vec<ProductKey>>;
+    async fn registration_token(&self, token: &str) -> StoreResult<Option<RegistrationToken>>;
+    async fn container_session(
+        &self,
+        product_code: &str,
+        resource_id: &str,
+    ) -> StoreResult<Option<ContainerSession>>;
+    async fn usage_records(&self, filter: &UsageFilter) -> StoreResult<Vec<UsageRecordRow>>;
+    /// The stored row under `key`, if any (used by dry runs, which store nothing).
+    async fn usage_by_key(&self, key: &MeteringKey) -> StoreResult<Option<UsageRecordRow>>;
+    /// A previous use of a MeterUsage client token: (fingerprint, metering record id).
+    async fn client_token(
+        &self,
+        caller_account: &str,
+        client_token: &str,
+    ) -> StoreResult<Option<(String, String)>>;
+
+    // --- metering writes (group-committed)
+    /// Offers rows in order, all in one transaction; a later row with the key of an earlier
+    /// one in the same batch is compared with it. Quantities are compared with
+    /// [`crate::dedup::is_retry`].
+    async fn commit_usage(&self, rows: Vec<UsageRecordRow>) -> StoreResult<Vec<UsageOutcome>>;
+    /// MeterUsage in one transaction: token check, then the row, then the token is recorded
+    /// (only when the row is stored or is a retry).
+    async fn commit_meter_usage(
+        &self,
+        claim: Option<TokenClaim>,
+        row: UsageRecordRow,
+    ) -> StoreResult<MeterOutcome>;
+
+    // --- other writes
+    async fn insert_registration_token(&self, token: &RegistrationToken) -> StoreResult<()>;
+    /// Marks a single-use token used; false when it was already used (race-free).
+    async fn consume_registration_token(
+        &self,
+        token: &str,
+        at: OffsetDateTime,
+    ) -> StoreResult<bool>;
+    /// Records a workload's first registration; returns the stored session (the existing one
+    /// if another call won the race).
+    async fn register_container_session(
+        &self,
+        session: &ContainerSession,
+    ) -> StoreResult<ContainerSession>;
+
+    // --- catalog writes (idempotent upserts, used by seeding and the admin API)
+    async fn upsert_account(&self, account: &Account) -> StoreResult<()>;
+    async fn upsert_access_key(&self, key: &AccessKey) -> StoreResult<()>;
+    async fn upsert_product(&self, product: &Product) -> StoreResult<()>;
+    async fn upsert_agreement(&self, agreement: &Agreement) -> StoreResult<()>;
+    /// Adds a key version unless that version exists; returns whether it was added.
+    async fn insert_product_key(&self, key: &ProductKey) -> StoreResult<bool>;
+
+    /// Liveness of the underlying database.
+    async fn ping(&self) -> StoreResult<()>;
+}
