@@ -169,8 +169,11 @@ pub fn parse(req: &RequestParts) -> Result<ParsedAuth, SigV4Error> {
 /// requests skip the four key-derivation HMACs. A changed secret never hits an old entry.
 #[derive(Default)]
 pub struct SigningKeyCache {
-    keys: Mutex<HashMap<(String, [u8; 32], String, String, String), [u8; 32]>>,
+    keys: Mutex<HashMap<CacheKey, [u8; 32]>>,
 }
+
+/// (access key id, SHA-256 of the secret, scope date, region, service).
+type CacheKey = (String, [u8; 32], String, String, String);
 
 /// Entries kept before the cache is emptied (keys change daily; this bounds memory).
 const CACHE_CAPACITY: usize = 10_000;
