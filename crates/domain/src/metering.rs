@@ -100,7 +100,9 @@ impl Metering {
         let product = self.batch_product(caller, &req).await?;
 
         // Request-level checks first: one bad record fails the whole batch and stores nothing.
+        // Looked up once per distinct license / customer identifier, not per record.
         let mut licenses: HashMap<&str, Agreement> = HashMap::new();
+        let mut legacy: HashMap<&str, Vec<Agreement>> = HashMap::new();
         let mut times = Vec::with_capacity(req.usage_records.len());
         for (i, r) in req.usage_records.iter().enumerate() {
             let at = self
@@ -124,11 +126,18 @@ impl Metering {
                 check_license(&agreement, r, &product, at)?;
                 licenses.insert(arn, agreement);
             } else if let Some(ci) = present(&r.customer_identifier) {
-                if !self.store.customer_identifier_exists(ci).await? {
-                    return Err(err(
-                        ErrorCode::InvalidCustomerIdentifier,
-                        format!("CustomerIdentifier {ci:?} does not exist; use the value ResolveCustomer returned"),
-                    ));
+                if !legacy.contains_key(ci) {
+                    let agreements = self
+                        .store
+                        .agreements_for_identifier(&product.code, ci)
+                        .await?;
+                    if agreements.is_empty() && !self.store.customer_identifier_exists(ci).await? {
+                        return Err(err(
+                            ErrorCode::InvalidCustomerIdentifier,
+                            format!("CustomerIdentifier {ci:?} does not exist; use the value ResolveCustomer returned"),
+                        ));
+                    }
+                    legacy.insert(ci, agreements);
                 }
             }
             times.push(at);
@@ -149,10 +158,7 @@ impl Metering {
                 }
                 None => {
                     let ci = present(&r.customer_identifier).unwrap_or_default();
-                    let agreements = self
-                        .store
-                        .agreements_for_identifier(&product.code, ci)
-                        .await?;
+                    let agreements = legacy.get(ci).map(Vec::as_slice).unwrap_or_default();
                     let identity = Identity::Legacy {
                         product_code: product.code.clone(),
                         customer_identifier: ci.to_string(),

@@ -1,1 +1,109 @@
+//! HTTP front of marketmeter: the AWS endpoint (`POST /` + `X-Amz-Target`), the admin API and
+//! health checks, with request ids on every response and panics contained per request.
 
+pub mod admin;
+pub mod auth;
+pub mod aws;
+pub mod response;
+
+pub use auth::AuthMode;
+
+use axum::routing::{get, post};
+use axum::Router;
+use http::HeaderValue;
+use marketmeter_domain::Metering;
+use marketmeter_sigv4::{SigningKeyCache, VerifyConfig};
+use marketmeter_wire::{ApiError, ErrorCode};
+use std::sync::Arc;
+
+pub struct AppState {
+    pub metering: Arc<Metering>,
+    pub auth: AuthMode,
+    pub admin_token: String,
+    pub verify: VerifyConfig,
+    pub signing_keys: SigningKeyCache,
+}
+
+impl AppState {
+    pub fn new(
+        metering: Arc<Metering>,
+        auth: AuthMode,
+        admin_token: String,
+        max_skew: time::Duration,
+    ) -> Self {
+        Self {
+            metering,
+            auth,
+            admin_token,
+            verify: VerifyConfig {
+                service: "aws-marketplace".to_string(),
+                max_skew,
+            },
+            signing_keys: SigningKeyCache::default(),
+        }
+    }
+}
+
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/", post(aws::handle))
+        .route(
+            "/admin/v1/registration-tokens",
+            post(admin::create_registration_token),
+        )
+        .route("/admin/v1/usage-records", get(admin::list_usage_records))
+        .route(
+            "/admin/v1/products/{code}/public-keys",
+            get(admin::public_keys),
+        )
+        .route("/health/live", get(|| async { "ok" }))
+        .route("/health/ready", get(ready))
+        .fallback(aws::fallback)
+        .with_state(state)
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            panic_response,
+        ))
+        .layer(axum::middleware::from_fn(request_id))
+}
+
+async fn ready(
+    axum::extract::State(state): axum::extract::State<Arc<AppState>>,
+) -> (http::StatusCode, &'static str) {
+    match state.metering.store().ping().await {
+        Ok(()) => (http::StatusCode::OK, "ready"),
+        Err(_) => (http::StatusCode::SERVICE_UNAVAILABLE, "store unavailable"),
+    }
+}
+
+fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> axum::response::Response {
+    tracing::error!("handler panicked; answered InternalServiceErrorException");
+    response::error_response(&ApiError::new(
+        ErrorCode::InternalServiceError,
+        "internal error; retry the request",
+    ))
+}
+
+/// Every response carries `x-amzn-RequestId` (botocore and the Rust SDK surface it).
+async fn request_id(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let id = uuid::Uuid::new_v4().to_string();
+    let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path());
+    let mut resp = tracing::Instrument::instrument(next.run(req), span).await;
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        resp.headers_mut().insert("x-amzn-RequestId", v);
+    }
+    resp
+}
+
+/// Serves until `shutdown` resolves, then finishes in-flight requests.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: Arc<AppState>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}

@@ -62,7 +62,8 @@ fn now() -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp(T0 as i64).unwrap()
 }
 
-/// Signs like the SDKs do, with the real signer.
+/// Signs like the SDKs do, with the real signer (every signing input is a parameter on purpose).
+#[allow(clippy::too_many_arguments)]
 fn signed(
     headers: &[(&str, &str)],
     body: &[u8],
