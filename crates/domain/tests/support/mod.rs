@@ -1,0 +1,285 @@
+//! A minimal in-memory `Store` for rule tests (the real stores have their own conformance suite).
+
+use async_trait::async_trait;
+use marketmeter_domain::dedup::is_retry;
+use marketmeter_domain::model::*;
+use marketmeter_domain::store::*;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use time::OffsetDateTime;
+
+#[derive(Default)]
+pub struct MemoryStore {
+    s: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    keys: HashMap<String, AccessKey>,
+    products: HashMap<String, Product>,
+    agreements: Vec<Agreement>,
+    tokens: HashMap<String, RegistrationToken>,
+    product_keys: Vec<ProductKey>,
+    sessions: HashMap<(String, String), ContainerSession>,
+    usage: Vec<UsageRecordRow>,
+    client_tokens: HashMap<(String, String), (String, String)>,
+}
+
+impl State {
+    fn offer(&mut self, row: UsageRecordRow) -> UsageOutcome {
+        match self.usage.iter().find(|r| r.key == row.key) {
+            Some(r) if is_retry(r.quantity, row.quantity) => UsageOutcome::Retry {
+                metering_record_id: r.metering_record_id.clone(),
+            },
+            Some(r) => UsageOutcome::Duplicate {
+                metering_record_id: r.metering_record_id.clone(),
+            },
+            None => {
+                let id = row.metering_record_id.clone();
+                self.usage.push(row);
+                UsageOutcome::Stored {
+                    metering_record_id: id,
+                }
+            }
+        }
+    }
+}
+
+impl MemoryStore {
+    pub fn usage_count(&self) -> usize {
+        self.s.lock().unwrap().usage.len()
+    }
+    pub fn retire_key(&self, product: &str, version: i64, at: OffsetDateTime) {
+        let mut s = self.s.lock().unwrap();
+        for k in s
+            .product_keys
+            .iter_mut()
+            .filter(|k| k.product_code == product && k.version == version)
+        {
+            k.retired_at = Some(at);
+        }
+    }
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    async fn access_key(&self, id: &str) -> StoreResult<Option<AccessKey>> {
+        Ok(self.s.lock().unwrap().keys.get(id).cloned())
+    }
+    async fn product(&self, code: &str) -> StoreResult<Option<Product>> {
+        Ok(self.s.lock().unwrap().products.get(code).cloned())
+    }
+    async fn agreement_by_license(&self, arn: &str) -> StoreResult<Option<Agreement>> {
+        Ok(self
+            .s
+            .lock()
+            .unwrap()
+            .agreements
+            .iter()
+            .find(|a| a.license_arn == arn)
+            .cloned())
+    }
+    async fn agreements_for_customer(&self, p: &str, c: &str) -> StoreResult<Vec<Agreement>> {
+        Ok(self
+            .s
+            .lock()
+            .unwrap()
+            .agreements
+            .iter()
+            .filter(|a| a.product_code == p && a.customer_account == c)
+            .cloned()
+            .collect())
+    }
+    async fn agreements_for_identifier(&self, p: &str, ci: &str) -> StoreResult<Vec<Agreement>> {
+        Ok(self
+            .s
+            .lock()
+            .unwrap()
+            .agreements
+            .iter()
+            .filter(|a| a.product_code == p && a.customer_identifier == ci)
+            .cloned()
+            .collect())
+    }
+    async fn customer_identifier_exists(&self, ci: &str) -> StoreResult<bool> {
+        Ok(self
+            .s
+            .lock()
+            .unwrap()
+            .agreements
+            .iter()
+            .any(|a| a.customer_identifier == ci))
+    }
+    async fn customer_identifier_of(&self, c: &str) -> StoreResult<Option<String>> {
+        Ok(self
+            .s
+            .lock()
+            .unwrap()
+            .agreements
+            .iter()
+            .find(|a| a.customer_account == c)
+            .map(|a| a.customer_identifier.clone()))
+    }
+    async fn product_keys(&self, p: &str) -> StoreResult<Vec<ProductKey>> {
+        Ok(self
+            .s
+            .lock()
+            .unwrap()
+            .product_keys
+            .iter()
+            .filter(|k| k.product_code == p)
+            .cloned()
+            .collect())
+    }
+    async fn registration_token(&self, t: &str) -> StoreResult<Option<RegistrationToken>> {
+        Ok(self.s.lock().unwrap().tokens.get(t).cloned())
+    }
+    async fn container_session(&self, p: &str, r: &str) -> StoreResult<Option<ContainerSession>> {
+        Ok(self
+            .s
+            .lock()
+            .unwrap()
+            .sessions
+            .get(&(p.to_string(), r.to_string()))
+            .cloned())
+    }
+    async fn usage_records(&self, f: &UsageFilter) -> StoreResult<Vec<UsageRecordRow>> {
+        Ok(self
+            .s
+            .lock()
+            .unwrap()
+            .usage
+            .iter()
+            .filter(|r| {
+                f.product_code
+                    .as_deref()
+                    .is_none_or(|p| p == r.product_code)
+            })
+            .cloned()
+            .collect())
+    }
+    async fn usage_by_key(&self, key: &MeteringKey) -> StoreResult<Option<UsageRecordRow>> {
+        Ok(self
+            .s
+            .lock()
+            .unwrap()
+            .usage
+            .iter()
+            .find(|r| &r.key == key)
+            .cloned())
+    }
+    async fn client_token(&self, a: &str, t: &str) -> StoreResult<Option<(String, String)>> {
+        Ok(self
+            .s
+            .lock()
+            .unwrap()
+            .client_tokens
+            .get(&(a.to_string(), t.to_string()))
+            .cloned())
+    }
+    async fn commit_usage(&self, rows: Vec<UsageRecordRow>) -> StoreResult<Vec<UsageOutcome>> {
+        let mut s = self.s.lock().unwrap();
+        Ok(rows.into_iter().map(|r| s.offer(r)).collect())
+    }
+    async fn commit_meter_usage(
+        &self,
+        claim: Option<TokenClaim>,
+        row: UsageRecordRow,
+    ) -> StoreResult<MeterOutcome> {
+        let mut s = self.s.lock().unwrap();
+        if let Some(c) = &claim {
+            if let Some((fp, id)) = s
+                .client_tokens
+                .get(&(c.caller_account.clone(), c.client_token.clone()))
+            {
+                return Ok(if *fp == c.fingerprint {
+                    MeterOutcome::TokenReplay {
+                        metering_record_id: id.clone(),
+                    }
+                } else {
+                    MeterOutcome::TokenConflict
+                });
+            }
+        }
+        let outcome = s.offer(row);
+        if let (
+            Some(c),
+            UsageOutcome::Stored { metering_record_id }
+            | UsageOutcome::Retry { metering_record_id },
+        ) = (&claim, &outcome)
+        {
+            s.client_tokens.insert(
+                (c.caller_account.clone(), c.client_token.clone()),
+                (c.fingerprint.clone(), metering_record_id.clone()),
+            );
+        }
+        Ok(MeterOutcome::Usage(outcome))
+    }
+    async fn insert_registration_token(&self, t: &RegistrationToken) -> StoreResult<()> {
+        self.s
+            .lock()
+            .unwrap()
+            .tokens
+            .insert(t.token.clone(), t.clone());
+        Ok(())
+    }
+    async fn consume_registration_token(&self, t: &str, at: OffsetDateTime) -> StoreResult<bool> {
+        let mut s = self.s.lock().unwrap();
+        Ok(match s.tokens.get_mut(t) {
+            Some(tok) if tok.used_at.is_none() => {
+                tok.used_at = Some(at);
+                true
+            }
+            _ => false,
+        })
+    }
+    async fn register_container_session(
+        &self,
+        c: &ContainerSession,
+    ) -> StoreResult<ContainerSession> {
+        let mut s = self.s.lock().unwrap();
+        Ok(s.sessions
+            .entry((c.product_code.clone(), c.resource_id.clone()))
+            .or_insert_with(|| c.clone())
+            .clone())
+    }
+    async fn upsert_account(&self, _: &Account) -> StoreResult<()> {
+        Ok(())
+    }
+    async fn upsert_access_key(&self, k: &AccessKey) -> StoreResult<()> {
+        self.s
+            .lock()
+            .unwrap()
+            .keys
+            .insert(k.access_key_id.clone(), k.clone());
+        Ok(())
+    }
+    async fn upsert_product(&self, p: &Product) -> StoreResult<()> {
+        self.s
+            .lock()
+            .unwrap()
+            .products
+            .insert(p.code.clone(), p.clone());
+        Ok(())
+    }
+    async fn upsert_agreement(&self, a: &Agreement) -> StoreResult<()> {
+        let mut s = self.s.lock().unwrap();
+        s.agreements.retain(|x| x.agreement_id != a.agreement_id);
+        s.agreements.push(a.clone());
+        Ok(())
+    }
+    async fn insert_product_key(&self, k: &ProductKey) -> StoreResult<bool> {
+        let mut s = self.s.lock().unwrap();
+        if s.product_keys
+            .iter()
+            .any(|x| x.product_code == k.product_code && x.version == k.version)
+        {
+            return Ok(false);
+        }
+        s.product_keys.push(k.clone());
+        Ok(true)
+    }
+    async fn ping(&self) -> StoreResult<()> {
+        Ok(())
+    }
+}
