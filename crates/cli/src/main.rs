@@ -1,1 +1,61 @@
-fn main() {}
+//! `marketmeter`: a self-hostable, wire-compatible AWS Marketplace Metering Service.
+
+mod admin_client;
+mod config;
+mod serve;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "marketmeter",
+    version,
+    about = "A self-hostable, wire-compatible AWS Marketplace Metering Service",
+    long_about = "A self-hostable, wire-compatible AWS Marketplace Metering Service.\n\n\
+        Point any AWS SDK or the AWS CLI at it with AWS_ENDPOINT_URL_MARKETPLACE_METERING=http://127.0.0.1:7171.\n\
+        Quick start: `marketmeter serve --demo` prints ready-to-paste commands."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the metering service.
+    Serve(config::ServeArgs),
+    /// Talk to a running server's admin API.
+    Admin(admin_client::AdminArgs),
+    /// Check a seed file without starting a server.
+    CheckSeed {
+        /// The TOML seed file.
+        file: std::path::PathBuf,
+    },
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => serve::run(args),
+        Command::Admin(args) => admin_client::run(args),
+        Command::CheckSeed { file } => config::read_seed(&file).and_then(|s| {
+            s.check()?;
+            println!(
+                "{}: {} accounts, {} keys, {} products, {} agreements — ok",
+                file.display(),
+                s.accounts.len(),
+                s.keys.len(),
+                s.products.len(),
+                s.agreements.len()
+            );
+            Ok(())
+        }),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

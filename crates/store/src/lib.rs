@@ -1,1 +1,453 @@
+//! `marketmeter_domain::store::Store` on embedded SQLite.
+//!
+//! * One writer thread owns the only write connection and group-commits concurrent writes
+//!   (see [`writer`]): many requests, one transaction, one fsync.
+//! * Reads use a pool of read-only connections (WAL lets them run beside the writer).
+//! * The schema is versioned SQL in `migrations/sqlite/`, applied at open ([`migrate`]).
+//! * Durability: WAL with `synchronous=FULL`; nothing is acknowledged before COMMIT returns.
 
+mod migrate;
+mod read;
+mod rows;
+mod write;
+mod writer;
+
+use async_trait::async_trait;
+use marketmeter_domain::model::*;
+use marketmeter_domain::store::*;
+use r2d2_sqlite::rusqlite::{params, Connection};
+use r2d2_sqlite::SqliteConnectionManager;
+use read::{all, one, with_reader, Pool};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+use time::OffsetDateTime;
+use writer::{Counters, Writer};
+
+/// Tuning knobs; the defaults suit a small server.
+#[derive(Debug, Clone)]
+pub struct SqliteOptions {
+    /// Read connections in the pool.
+    pub readers: u32,
+    /// How long a connection waits for a lock held by another process before failing.
+    pub busy_timeout: Duration,
+    /// Most write commands committed in one transaction.
+    pub max_batch: usize,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        Self {
+            readers: 4,
+            busy_timeout: Duration::from_secs(5),
+            max_batch: 256,
+        }
+    }
+}
+
+/// Group-commit counters: `commands / commits` is the average group size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StoreStats {
+    /// Transactions committed by the writer.
+    pub commits: u64,
+    /// Write commands processed (committed or failed).
+    pub commands: u64,
+}
+
+/// The SQLite store. Cheap to share behind an `Arc`; dropping it stops the writer once its
+/// queue is empty.
+pub struct SqliteStore {
+    writer: Writer,
+    pool: Pool,
+    counters: Arc<Counters>,
+    path: PathBuf,
+}
+
+/// Statements cached per connection; covers every statement the store issues.
+const STATEMENT_CACHE: usize = 64;
+
+fn unavailable(what: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(format!("{what}: {e}"))
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path`, creating parent directories and
+    /// applying pending schema migrations.
+    pub async fn open(path: &Path, opts: SqliteOptions) -> Result<SqliteStore, StoreError> {
+        let path = path.to_path_buf();
+        tokio::task::spawn_blocking(move || Self::open_blocking(path, opts))
+            .await
+            .map_err(|e| unavailable("open task failed", e))?
+    }
+
+    fn open_blocking(path: PathBuf, opts: SqliteOptions) -> Result<SqliteStore, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| unavailable(&format!("cannot create {}", dir.display()), e))?;
+        }
+        let mut conn = Connection::open(&path)
+            .map_err(|e| unavailable(&format!("cannot open {}", path.display()), e))?;
+        configure_writer(&conn, &opts).map_err(|e| unavailable("configure sqlite", e))?;
+        migrate::apply(&mut conn, migrate::SQLITE).map_err(|e| unavailable("migrate", e))?;
+
+        let busy = opts.busy_timeout;
+        let manager = SqliteConnectionManager::file(&path).with_init(move |c| {
+            c.busy_timeout(busy)?;
+            c.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+            // Readers must never write: the writer thread is the only writer by design.
+            c.pragma_update(None, "query_only", true)
+        });
+        let pool = r2d2::Pool::builder()
+            .max_size(opts.readers.max(1))
+            .min_idle(Some(1))
+            .build(manager)
+            .map_err(|e| unavailable("read pool", e))?;
+
+        let counters = Arc::new(Counters::default());
+        let writer = Writer::spawn(conn, opts.max_batch, counters.clone())
+            .map_err(|e| unavailable("cannot start the writer thread", e))?;
+        Ok(SqliteStore {
+            writer,
+            pool,
+            counters,
+            path,
+        })
+    }
+
+    /// Group-commit counters since open.
+    pub fn stats(&self) -> StoreStats {
+        StoreStats {
+            commits: self.counters.commits.load(Ordering::Relaxed),
+            commands: self.counters.commands.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `PRAGMA integrity_check`; `Ok(true)` when SQLite reports "ok".
+    pub async fn integrity_check(&self) -> StoreResult<bool> {
+        with_reader(&self.pool, |c| {
+            let rows: Vec<String> = c
+                .prepare("PRAGMA integrity_check")
+                .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+                .map_err(rows::db_err)?;
+            Ok(rows == ["ok"])
+        })
+        .await
+    }
+
+    /// The schema version recorded in `schema_migrations`.
+    pub async fn schema_version(&self) -> StoreResult<i64> {
+        with_reader(&self.pool, |c| {
+            c.query_row(
+                "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(rows::db_err)
+        })
+        .await
+    }
+}
+
+fn configure_writer(c: &Connection, opts: &SqliteOptions) -> r2d2_sqlite::rusqlite::Result<()> {
+    c.busy_timeout(opts.busy_timeout)?;
+    c.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    // WAL: readers run beside the writer. FULL: the WAL is fsynced at every COMMIT, so an
+    // acknowledged write survives power loss, not only a process crash.
+    let mode: String = c.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        tracing::warn!(mode = %mode, "sqlite did not switch to WAL");
+    }
+    c.pragma_update(None, "synchronous", "FULL")?;
+    Ok(())
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn access_key(&self, access_key_id: &str) -> StoreResult<Option<AccessKey>> {
+        let id = access_key_id.to_string();
+        with_reader(&self.pool, move |c| {
+            one(
+                c,
+                &format!(
+                    "SELECT {} FROM access_keys WHERE access_key_id = ?1",
+                    rows::ACCESS_KEY_COLS
+                ),
+                params![id],
+                rows::access_key,
+            )
+        })
+        .await
+    }
+
+    async fn product(&self, code: &str) -> StoreResult<Option<Product>> {
+        let code = code.to_string();
+        with_reader(&self.pool, move |c| {
+            one(
+                c,
+                &format!(
+                    "SELECT {} FROM products WHERE code = ?1 ORDER BY rowid LIMIT 1",
+                    rows::PRODUCT_COLS
+                ),
+                params![code],
+                rows::product,
+            )
+        })
+        .await
+    }
+
+    async fn agreement_by_license(&self, license_arn: &str) -> StoreResult<Option<Agreement>> {
+        let arn = license_arn.to_string();
+        with_reader(&self.pool, move |c| {
+            one(
+                c,
+                &format!(
+                    "SELECT {} FROM agreements WHERE license_arn = ?1 ORDER BY rowid LIMIT 1",
+                    rows::AGREEMENT_COLS
+                ),
+                params![arn],
+                rows::agreement,
+            )
+        })
+        .await
+    }
+
+    async fn agreements_for_customer(
+        &self,
+        product_code: &str,
+        customer_account: &str,
+    ) -> StoreResult<Vec<Agreement>> {
+        let (p, a) = (product_code.to_string(), customer_account.to_string());
+        with_reader(&self.pool, move |c| {
+            all(
+                c,
+                &format!(
+                    "SELECT {} FROM agreements WHERE product_code = ?1 AND customer_account = ?2 \
+                     ORDER BY rowid",
+                    rows::AGREEMENT_COLS
+                ),
+                params![p, a],
+                rows::agreement,
+            )
+        })
+        .await
+    }
+
+    async fn agreements_for_identifier(
+        &self,
+        product_code: &str,
+        customer_identifier: &str,
+    ) -> StoreResult<Vec<Agreement>> {
+        let (p, ci) = (product_code.to_string(), customer_identifier.to_string());
+        with_reader(&self.pool, move |c| {
+            all(
+                c,
+                &format!(
+                    "SELECT {} FROM agreements \
+                     WHERE product_code = ?1 AND customer_identifier = ?2 ORDER BY rowid",
+                    rows::AGREEMENT_COLS
+                ),
+                params![p, ci],
+                rows::agreement,
+            )
+        })
+        .await
+    }
+
+    async fn customer_identifier_exists(&self, customer_identifier: &str) -> StoreResult<bool> {
+        let ci = customer_identifier.to_string();
+        with_reader(&self.pool, move |c| {
+            c.prepare_cached("SELECT 1 FROM agreements WHERE customer_identifier = ?1")
+                .and_then(|mut s| s.exists(params![ci]))
+                .map_err(rows::db_err)
+        })
+        .await
+    }
+
+    async fn customer_identifier_of(&self, customer_account: &str) -> StoreResult<Option<String>> {
+        let a = customer_account.to_string();
+        with_reader(&self.pool, move |c| {
+            one(
+                c,
+                "SELECT customer_identifier FROM agreements WHERE customer_account = ?1 \
+                 ORDER BY rowid LIMIT 1",
+                params![a],
+                |r| r.get(0),
+            )
+        })
+        .await
+    }
+
+    async fn product_keys(&self, product_code: &str) -> StoreResult<Vec<ProductKey>> {
+        let p = product_code.to_string();
+        with_reader(&self.pool, move |c| {
+            all(
+                c,
+                &format!(
+                    "SELECT {} FROM product_keys WHERE product_code = ?1 ORDER BY version",
+                    rows::PRODUCT_KEY_COLS
+                ),
+                params![p],
+                rows::product_key,
+            )
+        })
+        .await
+    }
+
+    async fn registration_token(&self, token: &str) -> StoreResult<Option<RegistrationToken>> {
+        let t = token.to_string();
+        with_reader(&self.pool, move |c| {
+            one(
+                c,
+                &format!(
+                    "SELECT {} FROM registration_tokens WHERE token = ?1 LIMIT 1",
+                    rows::REGISTRATION_TOKEN_COLS
+                ),
+                params![t],
+                rows::registration_token,
+            )
+        })
+        .await
+    }
+
+    async fn container_session(
+        &self,
+        product_code: &str,
+        resource_id: &str,
+    ) -> StoreResult<Option<ContainerSession>> {
+        let (p, r) = (product_code.to_string(), resource_id.to_string());
+        with_reader(&self.pool, move |c| {
+            one(
+                c,
+                &format!(
+                    "SELECT {} FROM container_sessions WHERE product_code = ?1 \
+                     AND resource_id = ?2 LIMIT 1",
+                    rows::CONTAINER_SESSION_COLS
+                ),
+                params![p, r],
+                rows::container_session,
+            )
+        })
+        .await
+    }
+
+    async fn usage_records(&self, filter: &UsageFilter) -> StoreResult<Vec<UsageRecordRow>> {
+        let f = filter.clone();
+        with_reader(&self.pool, move |c| read::usage_records(c, &f)).await
+    }
+
+    async fn usage_by_key(&self, key: &MeteringKey) -> StoreResult<Option<UsageRecordRow>> {
+        let k = key.clone();
+        with_reader(&self.pool, move |c| read::usage_by_key(c, &k)).await
+    }
+
+    async fn client_token(
+        &self,
+        caller_account: &str,
+        client_token: &str,
+    ) -> StoreResult<Option<(String, String)>> {
+        let (a, t) = (caller_account.to_string(), client_token.to_string());
+        with_reader(&self.pool, move |c| write::client_token(c, &a, &t)).await
+    }
+
+    async fn commit_usage(&self, rows: Vec<UsageRecordRow>) -> StoreResult<Vec<UsageOutcome>> {
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.writer
+            .call(move |c| write::commit_usage(c, &rows))
+            .await
+    }
+
+    async fn commit_meter_usage(
+        &self,
+        claim: Option<TokenClaim>,
+        row: UsageRecordRow,
+    ) -> StoreResult<MeterOutcome> {
+        self.writer
+            .call(move |c| write::commit_meter_usage(c, claim.as_ref(), &row))
+            .await
+    }
+
+    async fn insert_registration_token(&self, token: &RegistrationToken) -> StoreResult<()> {
+        let t = token.clone();
+        self.writer
+            .call(move |c| write::insert_registration_token(c, &t))
+            .await
+    }
+
+    async fn consume_registration_token(
+        &self,
+        token: &str,
+        at: OffsetDateTime,
+    ) -> StoreResult<bool> {
+        let (t, at) = (token.to_string(), rows::to_us(at));
+        self.writer
+            .call(move |c| write::consume_registration_token(c, &t, at))
+            .await
+    }
+
+    async fn register_container_session(
+        &self,
+        session: &ContainerSession,
+    ) -> StoreResult<ContainerSession> {
+        let s = session.clone();
+        self.writer
+            .call(move |c| write::register_container_session(c, &s))
+            .await
+    }
+
+    async fn upsert_account(&self, account: &Account) -> StoreResult<()> {
+        let a = account.clone();
+        self.writer
+            .call(move |c| write::upsert_account(c, &a))
+            .await
+    }
+
+    async fn upsert_access_key(&self, key: &AccessKey) -> StoreResult<()> {
+        let k = key.clone();
+        self.writer
+            .call(move |c| write::upsert_access_key(c, &k))
+            .await
+    }
+
+    async fn upsert_product(&self, product: &Product) -> StoreResult<()> {
+        let p = product.clone();
+        self.writer
+            .call(move |c| write::upsert_product(c, &p))
+            .await
+    }
+
+    async fn upsert_agreement(&self, agreement: &Agreement) -> StoreResult<()> {
+        let a = agreement.clone();
+        self.writer
+            .call(move |c| write::upsert_agreement(c, &a))
+            .await
+    }
+
+    async fn insert_product_key(&self, key: &ProductKey) -> StoreResult<bool> {
+        let k = key.clone();
+        self.writer
+            .call(move |c| write::insert_product_key(c, &k))
+            .await
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        if !self.writer.is_alive() {
+            return Err(StoreError::Unavailable(
+                "the store writer has stopped".into(),
+            ));
+        }
+        with_reader(&self.pool, |c| {
+            c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))
+                .map(|_| ())
+                .map_err(rows::db_err)
+        })
+        .await
+    }
+}

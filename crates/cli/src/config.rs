@@ -1,0 +1,305 @@
+//! Server configuration: defaults that work with no file, then a TOML file, then environment
+//! variables, then flags (clap reads the `MARKETMETER_*` variables and flags; they beat the file).
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, ValueEnum};
+use marketmeter_domain::{MeteringConfig, Windows};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use time::Duration;
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:7171";
+pub const DEFAULT_DATA_DIR: &str = ".marketmeter";
+pub const DB_FILE: &str = "marketmeter.sqlite3";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthArg {
+    /// Verify every SigV4 signature.
+    Sigv4,
+    /// Skip signature verification (local experiments only).
+    Open,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// TOML configuration file; its keys are the long flag names with '_' for '-'.
+    #[arg(long, env = "MARKETMETER_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on. [default: 127.0.0.1:7171]
+    #[arg(long, env = "MARKETMETER_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Database: a SQLite file path. [default: <data-dir>/marketmeter.sqlite3]
+    #[arg(long, env = "MARKETMETER_DB")]
+    pub db: Option<String>,
+    /// Directory for the default database. [default: .marketmeter]
+    #[arg(long, env = "MARKETMETER_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Seed file(s) to load at start (idempotent); repeat the flag for several.
+    #[arg(long = "seed", env = "MARKETMETER_SEED", value_delimiter = ',')]
+    pub seeds: Vec<PathBuf>,
+    /// Load the built-in demo world and print ready-to-paste AWS CLI commands.
+    #[arg(long)]
+    pub demo: bool,
+    /// Authentication of the AWS endpoint. [default: sigv4]
+    #[arg(long, env = "MARKETMETER_AUTH", value_enum)]
+    pub auth: Option<AuthArg>,
+    /// Bearer token for the admin API; generated and printed when unset.
+    #[arg(long, env = "MARKETMETER_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// BatchMeterUsage: how long after the event a record is accepted. [default: 24h]
+    #[arg(long, env = "MARKETMETER_BATCH_WINDOW")]
+    pub batch_window: Option<humantime::Duration>,
+    /// MeterUsage: how long after the event a record is accepted. [default: 6h]
+    #[arg(long, env = "MARKETMETER_METER_WINDOW")]
+    pub meter_window: Option<humantime::Duration>,
+    /// BatchMeterUsage: previous-month records are accepted until this long into the 1st (UTC). [default: 6h]
+    #[arg(long, env = "MARKETMETER_MONTH_END_GRACE")]
+    pub month_end_grace: Option<humantime::Duration>,
+    /// How far in the future a usage timestamp may be. [default: 5m]
+    #[arg(long, env = "MARKETMETER_FUTURE_SKEW")]
+    pub future_skew: Option<humantime::Duration>,
+    /// Largest accepted difference between a request's X-Amz-Date and now. [default: 15m]
+    #[arg(long, env = "MARKETMETER_SIGNATURE_SKEW")]
+    pub signature_skew: Option<humantime::Duration>,
+    /// How long a registration token resolves. [default: 4h]
+    #[arg(long, env = "MARKETMETER_TOKEN_TTL")]
+    pub token_ttl: Option<humantime::Duration>,
+    /// Registration tokens resolve once only (AWS: reusable until they expire).
+    #[arg(long, env = "MARKETMETER_SINGLE_USE_TOKENS")]
+    pub single_use_tokens: Option<bool>,
+    /// Log format. [default: text]
+    #[arg(long, env = "MARKETMETER_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+}
+
+/// The same knobs as a TOML file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<SocketAddr>,
+    db: Option<String>,
+    data_dir: Option<PathBuf>,
+    #[serde(default)]
+    seed: Vec<PathBuf>,
+    auth: Option<AuthArg>,
+    admin_token: Option<String>,
+    batch_window: Option<String>,
+    meter_window: Option<String>,
+    month_end_grace: Option<String>,
+    future_skew: Option<String>,
+    signature_skew: Option<String>,
+    token_ttl: Option<String>,
+    single_use_tokens: Option<bool>,
+    log_format: Option<LogFormat>,
+}
+
+/// Everything `serve` needs, resolved.
+#[derive(Debug)]
+pub struct ServeConfig {
+    pub listen: SocketAddr,
+    pub db_path: PathBuf,
+    pub seeds: Vec<PathBuf>,
+    pub demo: bool,
+    pub auth: AuthArg,
+    pub admin_token: Option<String>,
+    pub metering: MeteringConfig,
+    pub signature_skew: Duration,
+    pub log_format: LogFormat,
+}
+
+fn duration(
+    flag: Option<humantime::Duration>,
+    file: Option<&str>,
+    key: &str,
+    default: Duration,
+) -> Result<Duration> {
+    let std = match (flag, file) {
+        (Some(d), _) => *d,
+        (None, Some(s)) => humantime::parse_duration(s).with_context(|| {
+            format!("config key {key}: {s:?} is not a duration like 24h, 30m or 90s")
+        })?,
+        (None, None) => return Ok(default),
+    };
+    Duration::try_from(std).with_context(|| format!("{key} is too large"))
+}
+
+impl ServeArgs {
+    pub fn resolve(self) -> Result<ServeConfig> {
+        let file: FileConfig = match &self.config {
+            Some(p) => {
+                let text = std::fs::read_to_string(p)
+                    .with_context(|| format!("reading config file {}", p.display()))?;
+                toml::from_str(&text)
+                    .with_context(|| format!("config file {} is invalid", p.display()))?
+            }
+            None => FileConfig::default(),
+        };
+        let defaults = MeteringConfig::default();
+        let w = defaults.windows;
+        let windows = Windows {
+            batch_lookback: duration(
+                self.batch_window,
+                file.batch_window.as_deref(),
+                "batch_window",
+                w.batch_lookback,
+            )?,
+            meter_lookback: duration(
+                self.meter_window,
+                file.meter_window.as_deref(),
+                "meter_window",
+                w.meter_lookback,
+            )?,
+            month_end_grace: duration(
+                self.month_end_grace,
+                file.month_end_grace.as_deref(),
+                "month_end_grace",
+                w.month_end_grace,
+            )?,
+            future_skew: duration(
+                self.future_skew,
+                file.future_skew.as_deref(),
+                "future_skew",
+                w.future_skew,
+            )?,
+        };
+        let db = self.db.or(file.db);
+        let data_dir = self
+            .data_dir
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+        let db_path = match db {
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                bail!("PostgreSQL URLs are not supported by this build yet; use a SQLite file path for --db")
+            }
+            Some(path) => PathBuf::from(path.strip_prefix("sqlite://").unwrap_or(&path)),
+            None => data_dir.join(DB_FILE),
+        };
+        let mut seeds = file.seed;
+        seeds.extend(self.seeds);
+        Ok(ServeConfig {
+            listen: self
+                .listen
+                .or(file.listen)
+                .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("valid default")),
+            db_path,
+            seeds,
+            demo: self.demo,
+            auth: self.auth.or(file.auth).unwrap_or(AuthArg::Sigv4),
+            admin_token: self
+                .admin_token
+                .or(file.admin_token)
+                .filter(|t| !t.is_empty()),
+            metering: MeteringConfig {
+                windows,
+                registration_token_ttl: duration(
+                    self.token_ttl,
+                    file.token_ttl.as_deref(),
+                    "token_ttl",
+                    defaults.registration_token_ttl,
+                )?,
+                single_use_tokens: self
+                    .single_use_tokens
+                    .or(file.single_use_tokens)
+                    .unwrap_or(false),
+            },
+            signature_skew: duration(
+                self.signature_skew,
+                file.signature_skew.as_deref(),
+                "signature_skew",
+                Duration::minutes(15),
+            )?,
+            log_format: self
+                .log_format
+                .or(file.log_format)
+                .unwrap_or(LogFormat::Text),
+        })
+    }
+}
+
+/// Reads a TOML seed file. TOML datetimes become RFC 3339 strings first, so the domain's
+/// seed type stays format-agnostic.
+pub fn read_seed(path: &Path) -> Result<marketmeter_domain::seed::Seed> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading seed file {}", path.display()))?;
+    parse_seed(&text).with_context(|| format!("seed file {} is invalid", path.display()))
+}
+
+pub fn parse_seed(text: &str) -> Result<marketmeter_domain::seed::Seed> {
+    let mut value: toml::Value = toml::from_str(text)?;
+    datetimes_to_strings(&mut value);
+    Ok(value.try_into()?)
+}
+
+fn datetimes_to_strings(v: &mut toml::Value) {
+    match v {
+        toml::Value::Datetime(d) => *v = toml::Value::String(d.to_string()),
+        toml::Value::Array(a) => a.iter_mut().for_each(datetimes_to_strings),
+        toml::Value::Table(t) => t.iter_mut().for_each(|(_, v)| datetimes_to_strings(v)),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn issue_seed_example_parses() {
+        let seed = parse_seed(
+            r#"
+[[accounts]]
+id = "111122223333"
+name = "Acme"
+[[keys]]
+account = "111122223333"
+access_key_id = "AKIAACMESELLER000001"
+secret_access_key = "secret"
+session_token = "token"
+resource = "i-0123456789abcdef0"
+platform = "ec2"
+resource_region = "us-east-1"
+[[products]]
+code = "acme-saas-1"
+seller = "111122223333"
+kind = "saas"
+fulfillment_url = "http://127.0.0.1:8080/register"
+dimensions = [{ name = "requests", unit = "count", price = "0.0001" }, { name = "storage_gb" }]
+[[agreements]]
+product = "acme-saas-1"
+customer_account = "444455556666"
+customer_identifier = "cust-abc"
+license_arn = "arn:aws:license-manager::111122223333:license/l-0a1b2c3d4e5f"
+agreement_id = "agmt-0001"
+status = "active"
+starts = 2026-01-01T00:00:00Z
+ends = 2027-01-01T00:00:00Z
+"#,
+        )
+        .unwrap();
+        seed.check().unwrap();
+        assert_eq!(seed.agreements[0].starts.unwrap().year(), 2026);
+        assert_eq!(seed.products[0].dimensions.len(), 2);
+    }
+
+    #[test]
+    fn demo_seed_is_valid() {
+        parse_seed(include_str!("demo.toml"))
+            .unwrap()
+            .check()
+            .unwrap();
+    }
+
+    #[test]
+    fn unknown_seed_keys_are_refused() {
+        assert!(parse_seed("[[accounts]]\nid = \"1\"\nnmae = \"typo\"\n").is_err());
+    }
+}

@@ -1,0 +1,105 @@
+//! Versioned schema migrations, embedded from `migrations/sqlite/*.sql`.
+//!
+//! Each file is one schema version. They run in order at open, inside one IMMEDIATE
+//! transaction (so two processes opening the same file at once cannot both apply a version),
+//! and each applied version is recorded in `schema_migrations`. Opening an up-to-date database
+//! applies nothing, so opening is idempotent.
+
+use crate::rows::now_us;
+use r2d2_sqlite::rusqlite::{params, Connection};
+
+/// One schema version: its number and the SQL that brings the previous version to it.
+pub(crate) struct Migration {
+    pub version: i64,
+    pub sql: &'static str,
+}
+
+/// SQLite migrations, in order. Append only: never edit a released file.
+pub(crate) const SQLITE: &[Migration] = &[Migration {
+    version: 1,
+    sql: include_str!("../migrations/sqlite/0001_init.sql"),
+}];
+
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum MigrateError {
+    #[error("sqlite: {0}")]
+    Sql(#[from] r2d2_sqlite::rusqlite::Error),
+    #[error("database schema version {found} is newer than this build knows ({known})")]
+    TooNew { found: i64, known: i64 },
+}
+
+/// Applies every migration newer than the database's version; returns how many ran.
+pub(crate) fn apply(
+    conn: &mut Connection,
+    migrations: &[Migration],
+) -> Result<usize, MigrateError> {
+    let tx =
+        conn.transaction_with_behavior(r2d2_sqlite::rusqlite::TransactionBehavior::Immediate)?;
+    tx.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+            version    INTEGER PRIMARY KEY NOT NULL,
+            applied_at INTEGER NOT NULL
+        )",
+    )?;
+    let current: i64 = tx.query_row(
+        "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+        [],
+        |r| r.get(0),
+    )?;
+    let known = migrations.last().map_or(0, |m| m.version);
+    if current > known {
+        return Err(MigrateError::TooNew {
+            found: current,
+            known,
+        });
+    }
+    let mut ran = 0;
+    for m in migrations.iter().filter(|m| m.version > current) {
+        tx.execute_batch(m.sql)?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)",
+            params![m.version, now_us()],
+        )?;
+        tracing::info!(version = m.version, "applied schema migration");
+        ran += 1;
+    }
+    tx.commit()?;
+    Ok(ran)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_are_strictly_increasing() {
+        assert!(SQLITE.windows(2).all(|w| w[0].version < w[1].version));
+        assert_eq!(SQLITE[0].version, 1);
+    }
+
+    #[test]
+    fn applies_once() {
+        let mut c = Connection::open_in_memory().unwrap();
+        assert_eq!(apply(&mut c, SQLITE).unwrap(), SQLITE.len());
+        assert_eq!(apply(&mut c, SQLITE).unwrap(), 0);
+        let n: i64 = c
+            .query_row("SELECT COUNT(*) FROM schema_migrations", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, SQLITE.len() as i64);
+    }
+
+    #[test]
+    fn refuses_a_newer_database() {
+        let mut c = Connection::open_in_memory().unwrap();
+        apply(&mut c, SQLITE).unwrap();
+        c.execute(
+            "INSERT INTO schema_migrations (version, applied_at) VALUES (999, 0)",
+            [],
+        )
+        .unwrap();
+        assert!(matches!(
+            apply(&mut c, SQLITE),
+            Err(MigrateError::TooNew { found: 999, .. })
+        ));
+    }
+}

@@ -1,0 +1,333 @@
+//! The conformance suite on SQLite, plus SQLite-specific checks (files, reopen, group commit,
+//! pragmas, corrupt data).
+
+mod suite;
+
+use marketmeter_domain::model::*;
+use marketmeter_domain::store::*;
+use marketmeter_store::{SqliteOptions, SqliteStore};
+use r2d2_sqlite::rusqlite::Connection;
+use std::path::PathBuf;
+use std::sync::Arc;
+use suite::*;
+
+struct Fixture {
+    // Kept alive for the test's duration: the directory is deleted on drop.
+    dir: tempfile::TempDir,
+    store: Arc<SqliteStore>,
+}
+
+impl Fixture {
+    async fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        // A nested path proves parent directories are created.
+        let path = dir.path().join("nested/dir/meter.db");
+        let store = Arc::new(SqliteStore::open(&path, Default::default()).await.unwrap());
+        Self { dir, store }
+    }
+
+    fn path(&self) -> PathBuf {
+        self.dir.path().join("nested/dir/meter.db")
+    }
+
+    fn dyn_store(&self) -> Arc<dyn Store> {
+        self.store.clone()
+    }
+
+    /// Ends every case: the file must be intact.
+    async fn check(self) {
+        assert!(
+            self.store.integrity_check().await.unwrap(),
+            "PRAGMA integrity_check"
+        );
+        let raw = Connection::open(self.path()).unwrap();
+        let ok: String = raw
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(ok, "ok");
+    }
+}
+
+macro_rules! conformance {
+    ($($name:ident: $case:ident($arg:ident);)*) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn $name() {
+            let f = Fixture::new().await;
+            conformance!(@call f, $case, $arg);
+            f.check().await;
+        }
+    )*};
+    (@call $f:ident, $case:ident, store) => { suite::$case(&*$f.store).await };
+    (@call $f:ident, $case:ident, arc) => { suite::$case($f.dyn_store()).await };
+}
+
+conformance! {
+    catalog_round_trips: catalog_round_trips(store);
+    upserts_are_idempotent: upserts_are_idempotent(store);
+    dedup_outcomes: dedup_outcomes(store);
+    usage_row_round_trip: usage_row_round_trip(store);
+    usage_listing: usage_listing(store);
+    default_listing_limit: default_listing_limit(store);
+    meter_usage_tokens: meter_usage_tokens(store);
+    single_use_token_race: single_use_token_race(arc);
+    container_session_first_wins: container_session_first_wins(arc);
+    concurrent_overlapping_batches: concurrent_overlapping_batches(arc);
+}
+
+// ------------------------------------------------------------------ SQLite-specific
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn persists_across_reopen() {
+    let f = Fixture::new().await;
+    let r = row(
+        "keep-1",
+        "111111111111",
+        legacy("prod-a", "c1"),
+        "users",
+        5,
+        q(3),
+    );
+    f.store
+        .upsert_product(&product("prod-a", "111111111111"))
+        .await
+        .unwrap();
+    f.store.commit_usage(vec![r.clone()]).await.unwrap();
+    let path = f.path();
+    drop(f.store);
+
+    let again = SqliteStore::open(&path, SqliteOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        again.schema_version().await.unwrap(),
+        1,
+        "migrations are not re-applied"
+    );
+    assert_eq!(again.usage_by_key(&r.key).await.unwrap(), Some(r.clone()));
+    assert_eq!(
+        again.product("prod-a").await.unwrap(),
+        Some(product("prod-a", "111111111111"))
+    );
+    // Dedup survives the restart.
+    let mut retried = r.clone();
+    retried.metering_record_id = "keep-2".into();
+    assert_eq!(
+        again.commit_usage(vec![retried]).await.unwrap(),
+        vec![UsageOutcome::Retry {
+            metering_record_id: "keep-1".into()
+        }]
+    );
+    let raw = Connection::open(&path).unwrap();
+    let versions: i64 = raw
+        .query_row("SELECT COUNT(*) FROM schema_migrations", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(versions, 1);
+    assert!(again.integrity_check().await.unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn durable_pragmas() {
+    let f = Fixture::new().await;
+    let raw = Connection::open(f.path()).unwrap();
+    // journal_mode is persistent in the file; a fresh connection sees WAL.
+    let mode: String = raw
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode.to_lowercase(), "wal");
+    f.check().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn group_commit_batches_concurrent_writes() {
+    let f = Fixture::new().await;
+    let before = f.store.stats();
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..200 {
+        let s = f.store.clone();
+        tasks.spawn(async move {
+            let r = row(
+                &format!("g{i}"),
+                "111111111111",
+                legacy("prod-a", &format!("c{i}")),
+                "users",
+                1,
+                q(1),
+            );
+            s.commit_usage(vec![r]).await.unwrap()
+        });
+    }
+    let outcomes = tasks.join_all().await;
+    assert!(outcomes
+        .iter()
+        .all(|o| matches!(o[0], UsageOutcome::Stored { .. })));
+    let after = f.store.stats();
+    let commands = after.commands - before.commands;
+    let commits = after.commits - before.commits;
+    assert_eq!(commands, 200);
+    eprintln!("group commit: {commands} commands in {commits} commits");
+    assert!(
+        commits < commands,
+        "expected batching: {commits} commits for {commands} commands"
+    );
+    f.check().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_failing_command_rolls_back_only_itself() {
+    let f = Fixture::new().await;
+    let a = row(
+        "same-id",
+        "111111111111",
+        legacy("prod-a", "c1"),
+        "users",
+        1,
+        q(1),
+    );
+    f.store.commit_usage(vec![a]).await.unwrap();
+    // Reusing a metering record id under another key is refused, and the whole command (its
+    // first row included) is undone, while a concurrent command in the same group commits.
+    let bad = vec![
+        row(
+            "fresh",
+            "111111111111",
+            legacy("prod-a", "c2"),
+            "users",
+            1,
+            q(1),
+        ),
+        row(
+            "same-id",
+            "111111111111",
+            legacy("prod-a", "c3"),
+            "users",
+            1,
+            q(1),
+        ),
+    ];
+    let good = vec![row(
+        "ok",
+        "111111111111",
+        legacy("prod-a", "c4"),
+        "users",
+        1,
+        q(1),
+    )];
+    let (s1, s2) = (f.store.clone(), f.store.clone());
+    let (r1, r2) = tokio::join!(s1.commit_usage(bad.clone()), s2.commit_usage(good.clone()));
+    assert!(matches!(r1, Err(StoreError::Invalid(_))), "{r1:?}");
+    assert_eq!(
+        r2.unwrap(),
+        vec![UsageOutcome::Stored {
+            metering_record_id: "ok".into()
+        }]
+    );
+    assert_eq!(f.store.usage_by_key(&bad[0].key).await.unwrap(), None);
+    assert!(f.store.usage_by_key(&good[0].key).await.unwrap().is_some());
+    // Duplicate registration tokens are refused the same way.
+    f.store
+        .insert_registration_token(&reg_token("t", true))
+        .await
+        .unwrap();
+    assert!(matches!(
+        f.store
+            .insert_registration_token(&reg_token("t", true))
+            .await,
+        Err(StoreError::Invalid(_))
+    ));
+    f.check().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn corrupt_rows_are_errors_not_panics() {
+    let f = Fixture::new().await;
+    f.store
+        .upsert_product(&product("prod-a", "111111111111"))
+        .await
+        .unwrap();
+    let r = row(
+        "x",
+        "111111111111",
+        legacy("prod-a", "c1"),
+        "users",
+        1,
+        q(1),
+    );
+    f.store.commit_usage(vec![r.clone()]).await.unwrap();
+    f.store
+        .upsert_access_key(&AccessKey {
+            access_key_id: "AKIA".into(),
+            account_id: "1".into(),
+            secret_access_key: "do-not-leak".into(),
+            session_token: None,
+            workload: Some(Workload {
+                resource_id: "i-1".into(),
+                platform: Platform::Ec2,
+                region: "r".into(),
+            }),
+        })
+        .await
+        .unwrap();
+    let raw = Connection::open(f.path()).unwrap();
+    raw.execute_batch(
+        "UPDATE products SET kind = 'spaceship', dimensions = '{not json';
+         UPDATE usage_records SET allocations = '[{\"quantity\":\"1e9\"}]', quantity = -5;
+         UPDATE access_keys SET workload_platform = 'mainframe';",
+    )
+    .unwrap();
+    for res in [
+        f.store.product("prod-a").await.map(|_| ()),
+        f.store.usage_by_key(&r.key).await.map(|_| ()),
+        f.store
+            .usage_records(&UsageFilter::default())
+            .await
+            .map(|_| ()),
+        f.store.access_key("AKIA").await.map(|_| ()),
+    ] {
+        match res {
+            Err(StoreError::Unavailable(m)) => assert!(!m.contains("do-not-leak"), "{m}"),
+            other => panic!("expected Unavailable, got {other:?}"),
+        }
+    }
+    f.check().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn open_fails_cleanly_on_an_unusable_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("plain-file");
+    std::fs::write(&file, "this is not a database\n".repeat(200)).unwrap();
+    // A parent that is a file cannot be created as a directory.
+    let res = SqliteStore::open(&file.join("db.sqlite"), SqliteOptions::default()).await;
+    assert!(matches!(res, Err(StoreError::Unavailable(_))));
+    // A file that is not a database.
+    let res = SqliteStore::open(&file, SqliteOptions::default()).await;
+    assert!(matches!(res, Err(StoreError::Unavailable(_))));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn groups_are_bounded_by_max_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = SqliteOptions {
+        max_batch: 8,
+        ..SqliteOptions::default()
+    };
+    let store = Arc::new(
+        SqliteStore::open(&dir.path().join("m.db"), opts)
+            .await
+            .unwrap(),
+    );
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..80 {
+        let s = store.clone();
+        tasks.spawn(async move {
+            s.consume_registration_token(&format!("none-{i}"), suite::at(0, 0))
+                .await
+                .unwrap()
+        });
+    }
+    assert!(tasks.join_all().await.iter().all(|used| !used));
+    let st = store.stats();
+    assert_eq!(st.commands, 80);
+    assert!(st.commits >= 10, "{st:?}");
+    assert!(store.integrity_check().await.unwrap());
+}

@@ -1,0 +1,857 @@
+//! The backend-neutral conformance suite: every case takes a `Store` (fresh and empty) and
+//! checks only what the trait promises, so the same cases can run on SQLite and PostgreSQL.
+//! Cases that need concurrent tasks take an `Arc<dyn Store>` so they can spawn.
+
+#![allow(dead_code)]
+
+use marketmeter_domain::model::*;
+use marketmeter_domain::store::*;
+use marketmeter_wire::{EpochTime, Quantity};
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use time::{Duration, OffsetDateTime};
+
+// ------------------------------------------------------------------ fixtures
+
+/// Instants with microsecond precision (what every backend keeps).
+pub fn at(secs: i64, micros: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(secs).unwrap() + Duration::microseconds(micros)
+}
+
+pub fn q(units: i64) -> Quantity {
+    Quantity::from_integer(units).unwrap()
+}
+
+pub fn legacy(product: &str, customer: &str) -> Identity {
+    Identity::Legacy {
+        product_code: product.into(),
+        customer_identifier: customer.into(),
+    }
+}
+
+pub fn license(account: &str, arn: &str) -> Identity {
+    Identity::License {
+        customer_account: account.into(),
+        license_arn: arn.into(),
+    }
+}
+
+pub fn row(
+    id: &str,
+    seller: &str,
+    identity: Identity,
+    dim: &str,
+    hour: i64,
+    qty: Quantity,
+) -> UsageRecordRow {
+    let (customer_identifier, customer_aws_account_id, license_arn, resource_id, product_code) =
+        match &identity {
+            Identity::Legacy {
+                product_code,
+                customer_identifier,
+            } => (
+                Some(customer_identifier.clone()),
+                None,
+                None,
+                None,
+                product_code.clone(),
+            ),
+            Identity::License {
+                customer_account,
+                license_arn,
+            } => (
+                None,
+                Some(customer_account.clone()),
+                Some(license_arn.clone()),
+                None,
+                "prod-lic".to_string(),
+            ),
+            Identity::Workload {
+                product_code,
+                resource_id,
+            } => (
+                None,
+                None,
+                None,
+                Some(resource_id.clone()),
+                product_code.clone(),
+            ),
+        };
+    UsageRecordRow {
+        metering_record_id: id.into(),
+        key: MeteringKey {
+            seller_account: seller.into(),
+            identity,
+            dimension: dim.into(),
+            hour,
+        },
+        product_code,
+        customer_identifier,
+        customer_aws_account_id,
+        license_arn,
+        resource_id,
+        timestamp: EpochTime {
+            secs: hour * 3600 + 17,
+            nanos: 250_000_000,
+        },
+        quantity: qty,
+        allocations: vec![],
+        operation: MeteringOperation::BatchMeterUsage,
+        received_at: at(hour * 3600 + 30, 42),
+    }
+}
+
+fn stored(id: &str) -> UsageOutcome {
+    UsageOutcome::Stored {
+        metering_record_id: id.into(),
+    }
+}
+fn retry(id: &str) -> UsageOutcome {
+    UsageOutcome::Retry {
+        metering_record_id: id.into(),
+    }
+}
+fn duplicate(id: &str) -> UsageOutcome {
+    UsageOutcome::Duplicate {
+        metering_record_id: id.into(),
+    }
+}
+
+fn outcome_id(o: &UsageOutcome) -> &str {
+    match o {
+        UsageOutcome::Stored { metering_record_id }
+        | UsageOutcome::Retry { metering_record_id }
+        | UsageOutcome::Duplicate { metering_record_id } => metering_record_id,
+    }
+}
+
+pub fn product(code: &str, seller: &str) -> Product {
+    Product {
+        code: code.into(),
+        seller_account: seller.into(),
+        kind: ProductKind::Saas,
+        fulfillment_url: Some(format!("https://example.com/{code}")),
+        dimensions: vec![
+            Dimension {
+                name: "users".into(),
+                unit: Some("Users".into()),
+                price: Some("0.125".into()),
+            },
+            Dimension {
+                name: "gb".into(),
+                unit: None,
+                price: None,
+            },
+        ],
+    }
+}
+
+pub fn agreement(id: &str, product: &str, seller: &str, customer: &str, ci: &str) -> Agreement {
+    Agreement {
+        agreement_id: id.into(),
+        product_code: product.into(),
+        seller_account: seller.into(),
+        customer_account: customer.into(),
+        customer_identifier: ci.into(),
+        license_arn: format!("arn:aws:license-manager::{seller}:license:l-{id}"),
+        status: AgreementStatus::Active,
+        starts: Some(at(1_700_000_000, 1)),
+        ends: None,
+    }
+}
+
+pub fn reg_token(token: &str, single_use: bool) -> RegistrationToken {
+    RegistrationToken {
+        token: token.into(),
+        product_code: "prod-a".into(),
+        seller_account: "111111111111".into(),
+        customer_account: "222222222222".into(),
+        agreement_id: "agmt-1".into(),
+        created_at: at(1_700_000_000, 5),
+        expires_at: at(1_700_003_600, 5),
+        single_use,
+        used_at: None,
+    }
+}
+
+pub fn session(resource: &str, customer: &str, t: OffsetDateTime) -> ContainerSession {
+    ContainerSession {
+        product_code: "prod-c".into(),
+        seller_account: "111111111111".into(),
+        resource_id: resource.into(),
+        customer_account: customer.into(),
+        platform: Platform::Eks,
+        region: "us-east-1".into(),
+        first_registered_at: t,
+    }
+}
+
+const SELLER: &str = "111111111111";
+const OTHER_SELLER: &str = "999999999999";
+
+// ------------------------------------------------------------------ catalog
+
+pub async fn catalog_round_trips(s: &dyn Store) {
+    s.upsert_account(&Account {
+        id: SELLER.into(),
+        name: Some("Seller".into()),
+    })
+    .await
+    .unwrap();
+    s.upsert_account(&Account {
+        id: "222222222222".into(),
+        name: None,
+    })
+    .await
+    .unwrap();
+
+    let plain = AccessKey {
+        access_key_id: "AKIAPLAIN".into(),
+        account_id: SELLER.into(),
+        secret_access_key: "secret/plain".into(),
+        session_token: None,
+        workload: None,
+    };
+    let workload = AccessKey {
+        access_key_id: "ASIAWORK".into(),
+        account_id: "222222222222".into(),
+        secret_access_key: "secret/work".into(),
+        session_token: Some("session-token".into()),
+        workload: Some(Workload {
+            resource_id: "arn:aws:ecs:us-east-1:222222222222:task/c/abc".into(),
+            platform: Platform::Ecs,
+            region: "us-east-1".into(),
+        }),
+    };
+    s.upsert_access_key(&plain).await.unwrap();
+    s.upsert_access_key(&workload).await.unwrap();
+    assert_eq!(s.access_key("AKIAPLAIN").await.unwrap(), Some(plain));
+    assert_eq!(s.access_key("ASIAWORK").await.unwrap(), Some(workload));
+    assert_eq!(s.access_key("AKIANONE").await.unwrap(), None);
+
+    let mut p = product("prod-a", SELLER);
+    s.upsert_product(&p).await.unwrap();
+    assert_eq!(s.product("prod-a").await.unwrap(), Some(p.clone()));
+    p.code = "prod-b".into();
+    p.kind = ProductKind::Container;
+    p.fulfillment_url = None;
+    p.dimensions.clear();
+    s.upsert_product(&p).await.unwrap();
+    assert_eq!(s.product("prod-b").await.unwrap(), Some(p));
+    assert_eq!(s.product("prod-none").await.unwrap(), None);
+
+    let a1 = agreement("agmt-1", "prod-a", SELLER, "222222222222", "cust-2");
+    let mut a2 = agreement("agmt-2", "prod-a", SELLER, "333333333333", "cust-3");
+    a2.status = AgreementStatus::Expired;
+    a2.starts = None;
+    a2.ends = Some(at(1_800_000_000, 999_999));
+    let a3 = agreement("agmt-3", "prod-b", SELLER, "222222222222", "cust-2");
+    for a in [&a1, &a2, &a3] {
+        s.upsert_agreement(a).await.unwrap();
+    }
+    assert_eq!(
+        s.agreement_by_license(&a2.license_arn).await.unwrap(),
+        Some(a2.clone())
+    );
+    assert_eq!(s.agreement_by_license("arn:none").await.unwrap(), None);
+    assert_eq!(
+        s.agreements_for_customer("prod-a", "222222222222")
+            .await
+            .unwrap(),
+        vec![a1.clone()]
+    );
+    assert_eq!(
+        s.agreements_for_identifier("prod-b", "cust-2")
+            .await
+            .unwrap(),
+        vec![a3.clone()]
+    );
+    assert!(s
+        .agreements_for_identifier("prod-b", "cust-3")
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(s.customer_identifier_exists("cust-3").await.unwrap());
+    assert!(!s.customer_identifier_exists("cust-9").await.unwrap());
+    assert_eq!(
+        s.customer_identifier_of("222222222222")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("cust-2")
+    );
+    assert_eq!(
+        s.customer_identifier_of("444444444444").await.unwrap(),
+        None
+    );
+
+    let k1 = ProductKey {
+        product_code: "prod-b".into(),
+        seller_account: SELLER.into(),
+        version: 1,
+        private_pem: "-----BEGIN PRIVATE KEY-----\nAAA\n-----END PRIVATE KEY-----\n".into(),
+        public_pem: "-----BEGIN PUBLIC KEY-----\nBBB\n-----END PUBLIC KEY-----\n".into(),
+        created_at: at(1_700_000_000, 7),
+        retired_at: Some(at(1_700_100_000, 0)),
+    };
+    let k2 = ProductKey {
+        version: 2,
+        retired_at: None,
+        ..k1.clone()
+    };
+    assert!(s.insert_product_key(&k2).await.unwrap());
+    assert!(s.insert_product_key(&k1).await.unwrap());
+    assert_eq!(s.product_keys("prod-b").await.unwrap(), vec![k1, k2]);
+    assert!(s.product_keys("prod-a").await.unwrap().is_empty());
+
+    let t = reg_token("tok-1", true);
+    s.insert_registration_token(&t).await.unwrap();
+    let mut t2 = reg_token("tok-2", false);
+    t2.used_at = Some(at(1_700_000_100, 3));
+    s.insert_registration_token(&t2).await.unwrap();
+    assert_eq!(s.registration_token("tok-1").await.unwrap(), Some(t));
+    assert_eq!(s.registration_token("tok-2").await.unwrap(), Some(t2));
+    assert_eq!(s.registration_token("tok-none").await.unwrap(), None);
+
+    let cs = session("pod-1", "222222222222", at(1_700_000_000, 11));
+    assert_eq!(s.register_container_session(&cs).await.unwrap(), cs);
+    assert_eq!(
+        s.container_session("prod-c", "pod-1").await.unwrap(),
+        Some(cs)
+    );
+    assert_eq!(s.container_session("prod-c", "pod-2").await.unwrap(), None);
+    s.ping().await.unwrap();
+}
+
+pub async fn upserts_are_idempotent(s: &dyn Store) {
+    let mut key = AccessKey {
+        access_key_id: "AKIA1".into(),
+        account_id: SELLER.into(),
+        secret_access_key: "s1".into(),
+        session_token: Some("t".into()),
+        workload: Some(Workload {
+            resource_id: "i-1".into(),
+            platform: Platform::Ec2,
+            region: "eu-west-1".into(),
+        }),
+    };
+    s.upsert_access_key(&key).await.unwrap();
+    s.upsert_access_key(&key).await.unwrap();
+    assert_eq!(s.access_key("AKIA1").await.unwrap(), Some(key.clone()));
+    key.secret_access_key = "s2".into();
+    key.session_token = None;
+    key.workload = None;
+    s.upsert_access_key(&key).await.unwrap();
+    assert_eq!(s.access_key("AKIA1").await.unwrap(), Some(key));
+
+    let acct = Account {
+        id: SELLER.into(),
+        name: Some("a".into()),
+    };
+    s.upsert_account(&acct).await.unwrap();
+    s.upsert_account(&acct).await.unwrap();
+    s.upsert_account(&Account { name: None, ..acct })
+        .await
+        .unwrap();
+
+    let mut p = product("prod-a", SELLER);
+    s.upsert_product(&p).await.unwrap();
+    s.upsert_product(&p).await.unwrap();
+    p.dimensions.pop();
+    p.kind = ProductKind::Ami;
+    s.upsert_product(&p).await.unwrap();
+    assert_eq!(s.product("prod-a").await.unwrap(), Some(p));
+    // A product code names one product: another seller cannot take it over.
+    assert!(matches!(
+        s.upsert_product(&product("prod-a", OTHER_SELLER)).await,
+        Err(StoreError::Invalid(_))
+    ));
+
+    let mut a = agreement("agmt-1", "prod-a", SELLER, "222222222222", "cust-2");
+    s.upsert_agreement(&a).await.unwrap();
+    s.upsert_agreement(&a).await.unwrap();
+    a.status = AgreementStatus::Cancelled;
+    a.ends = Some(at(1_750_000_000, 0));
+    s.upsert_agreement(&a).await.unwrap();
+    assert_eq!(
+        s.agreements_for_customer("prod-a", "222222222222")
+            .await
+            .unwrap(),
+        vec![a.clone()]
+    );
+    assert_eq!(
+        s.agreement_by_license(&a.license_arn).await.unwrap(),
+        Some(a)
+    );
+
+    let k = ProductKey {
+        product_code: "prod-a".into(),
+        seller_account: SELLER.into(),
+        version: 1,
+        private_pem: "first".into(),
+        public_pem: "first-pub".into(),
+        created_at: at(1_700_000_000, 0),
+        retired_at: None,
+    };
+    assert!(s.insert_product_key(&k).await.unwrap());
+    let again = ProductKey {
+        private_pem: "second".into(),
+        ..k.clone()
+    };
+    assert!(!s.insert_product_key(&again).await.unwrap());
+    assert_eq!(s.product_keys("prod-a").await.unwrap(), vec![k]);
+}
+
+// ------------------------------------------------------------------ dedup
+
+pub async fn dedup_outcomes(s: &dyn Store) {
+    let who = legacy("prod-a", "cust-1");
+    let first = row("id-1", SELLER, who.clone(), "users", 100, q(17));
+    assert_eq!(
+        s.commit_usage(vec![first.clone()]).await.unwrap(),
+        vec![stored("id-1")]
+    );
+
+    // Equal by value: 17 == "17.000000".
+    let same = row(
+        "id-2",
+        SELLER,
+        who.clone(),
+        "users",
+        100,
+        Quantity::parse_decimal("17.000000").unwrap(),
+    );
+    let diff = row("id-3", SELLER, who.clone(), "users", 100, q(18));
+    assert_eq!(
+        s.commit_usage(vec![same, diff]).await.unwrap(),
+        vec![retry("id-1"), duplicate("id-1")]
+    );
+
+    // The same key twice in one batch: the second meets the first.
+    let b1 = row("id-4", SELLER, who.clone(), "users", 101, q(5));
+    let b2 = row("id-5", SELLER, who.clone(), "users", 101, q(5));
+    let b3 = row("id-6", SELLER, who.clone(), "users", 101, q(6));
+    assert_eq!(
+        s.commit_usage(vec![b1, b2, b3]).await.unwrap(),
+        vec![stored("id-4"), retry("id-4"), duplicate("id-4")]
+    );
+
+    // Independent keys: other dimension, other hour, license identity for the same customer,
+    // other seller, workload identity.
+    let independent = vec![
+        row("id-7", SELLER, who.clone(), "gb", 100, q(1)),
+        row("id-8", SELLER, who.clone(), "users", 102, q(1)),
+        row(
+            "id-9",
+            SELLER,
+            license("cust-1", "arn:l-1"),
+            "users",
+            100,
+            q(1),
+        ),
+        row("id-10", OTHER_SELLER, who.clone(), "users", 100, q(1)),
+        row(
+            "id-11",
+            SELLER,
+            Identity::Workload {
+                product_code: "prod-a".into(),
+                resource_id: "cust-1".into(),
+            },
+            "users",
+            100,
+            q(1),
+        ),
+    ];
+    let ids: Vec<String> = independent
+        .iter()
+        .map(|r| r.metering_record_id.clone())
+        .collect();
+    let got = s.commit_usage(independent).await.unwrap();
+    assert_eq!(got, ids.iter().map(|i| stored(i)).collect::<Vec<_>>());
+
+    // The first row is what is stored, exactly.
+    assert_eq!(
+        s.usage_by_key(&first.key).await.unwrap(),
+        Some(first.clone())
+    );
+    let mut other_seller_key = first.key.clone();
+    other_seller_key.seller_account = "000000000000".into();
+    assert_eq!(s.usage_by_key(&other_seller_key).await.unwrap(), None);
+    assert!(s.commit_usage(vec![]).await.unwrap().is_empty());
+}
+
+pub async fn usage_row_round_trip(s: &dyn Store) {
+    let mut r = row(
+        "id-rt",
+        SELLER,
+        license("222222222222", "arn:l-9"),
+        "users",
+        474_000,
+        Quantity::from_micros(1_500_001),
+    );
+    r.timestamp = EpochTime {
+        secs: 474_000 * 3600 + 59,
+        nanos: 123_456_000,
+    };
+    r.operation = MeteringOperation::MeterUsage;
+    r.allocations = vec![
+        StoredAllocation {
+            quantity: Quantity::from_micros(1_000_001),
+            tags: vec![
+                AllocationTag {
+                    key: "env".into(),
+                    value: "prod".into(),
+                },
+                AllocationTag {
+                    key: "team".into(),
+                    value: "a \"quoted\" ü".into(),
+                },
+            ],
+        },
+        StoredAllocation {
+            quantity: Quantity::from_micros(500_000),
+            tags: vec![],
+        },
+    ];
+    assert_eq!(
+        s.commit_usage(vec![r.clone()]).await.unwrap(),
+        vec![stored("id-rt")]
+    );
+    assert_eq!(s.usage_by_key(&r.key).await.unwrap(), Some(r.clone()));
+    let listed = s.usage_records(&UsageFilter::default()).await.unwrap();
+    assert_eq!(listed, vec![r]);
+}
+
+pub async fn usage_listing(s: &dyn Store) {
+    // Inserted out of hour order; listing is by hour, then insertion.
+    let rows = vec![
+        row("h3", SELLER, legacy("prod-a", "c1"), "users", 3, q(1)),
+        row("h1-a", SELLER, legacy("prod-a", "c1"), "users", 1, q(1)),
+        row("h1-b", SELLER, legacy("prod-a", "c2"), "users", 1, q(1)),
+        row("h2-x", SELLER, legacy("prod-x", "c1"), "users", 2, q(1)),
+        row(
+            "h2-o",
+            OTHER_SELLER,
+            legacy("prod-o", "c1"),
+            "users",
+            2,
+            q(1),
+        ),
+    ];
+    s.commit_usage(rows).await.unwrap();
+    s.commit_usage(vec![row(
+        "h1-c",
+        SELLER,
+        legacy("prod-a", "c3"),
+        "users",
+        1,
+        q(1),
+    )])
+    .await
+    .unwrap();
+    let ids = |v: Vec<UsageRecordRow>| {
+        v.into_iter()
+            .map(|r| r.metering_record_id)
+            .collect::<Vec<_>>()
+    };
+    let all = s.usage_records(&UsageFilter::default()).await.unwrap();
+    assert_eq!(ids(all), ["h1-a", "h1-b", "h1-c", "h2-x", "h2-o", "h3"]);
+    let seller = s
+        .usage_records(&UsageFilter {
+            seller_account: Some(SELLER.into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(ids(seller), ["h1-a", "h1-b", "h1-c", "h2-x", "h3"]);
+    let prod = s
+        .usage_records(&UsageFilter {
+            product_code: Some("prod-a".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(ids(prod), ["h1-a", "h1-b", "h1-c", "h3"]);
+    let both = s
+        .usage_records(&UsageFilter {
+            seller_account: Some(OTHER_SELLER.into()),
+            product_code: Some("prod-a".into()),
+            limit: None,
+        })
+        .await
+        .unwrap();
+    assert!(both.is_empty());
+    let limited = s
+        .usage_records(&UsageFilter {
+            limit: Some(2),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(ids(limited), ["h1-a", "h1-b"]);
+    let huge = s
+        .usage_records(&UsageFilter {
+            limit: Some(u32::MAX),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(huge.len(), 6);
+}
+
+pub async fn default_listing_limit(s: &dyn Store) {
+    let rows: Vec<_> = (0..1001)
+        .map(|i| {
+            row(
+                &format!("r{i}"),
+                SELLER,
+                legacy("prod-a", &format!("c{i}")),
+                "users",
+                1,
+                q(1),
+            )
+        })
+        .collect();
+    s.commit_usage(rows).await.unwrap();
+    assert_eq!(
+        s.usage_records(&UsageFilter::default())
+            .await
+            .unwrap()
+            .len(),
+        1000
+    );
+}
+
+// ------------------------------------------------------------------ MeterUsage tokens
+
+fn claim(token: &str, fingerprint: &str) -> TokenClaim {
+    TokenClaim {
+        seller_account: SELLER.into(),
+        caller_account: "222222222222".into(),
+        client_token: token.into(),
+        fingerprint: fingerprint.into(),
+    }
+}
+
+fn workload_row(id: &str, hour: i64, qty: Quantity) -> UsageRecordRow {
+    let mut r = row(
+        id,
+        SELLER,
+        Identity::Workload {
+            product_code: "prod-c".into(),
+            resource_id: "i-0abc".into(),
+        },
+        "vcpu",
+        hour,
+        qty,
+    );
+    r.operation = MeteringOperation::MeterUsage;
+    r
+}
+
+pub async fn meter_usage_tokens(s: &dyn Store) {
+    // No token: plain dedup.
+    assert_eq!(
+        s.commit_meter_usage(None, workload_row("m-0", 10, q(1)))
+            .await
+            .unwrap(),
+        MeterOutcome::Usage(stored("m-0"))
+    );
+    assert_eq!(
+        s.commit_meter_usage(None, workload_row("m-0b", 10, q(1)))
+            .await
+            .unwrap(),
+        MeterOutcome::Usage(retry("m-0"))
+    );
+
+    // First use of a token stores the row and the token.
+    assert_eq!(
+        s.commit_meter_usage(Some(claim("tok-a", "fp-1")), workload_row("m-1", 11, q(2)))
+            .await
+            .unwrap(),
+        MeterOutcome::Usage(stored("m-1"))
+    );
+    assert_eq!(
+        s.client_token("222222222222", "tok-a").await.unwrap(),
+        Some(("fp-1".to_string(), "m-1".to_string()))
+    );
+    // Same token, same parameters: the earlier record, even if the new row would differ.
+    assert_eq!(
+        s.commit_meter_usage(Some(claim("tok-a", "fp-1")), workload_row("m-2", 12, q(3)))
+            .await
+            .unwrap(),
+        MeterOutcome::TokenReplay {
+            metering_record_id: "m-1".into()
+        }
+    );
+    assert_eq!(
+        s.usage_by_key(&workload_row("m-2", 12, q(3)).key)
+            .await
+            .unwrap(),
+        None
+    );
+    // Same token, other parameters.
+    assert_eq!(
+        s.commit_meter_usage(Some(claim("tok-a", "fp-2")), workload_row("m-3", 13, q(3)))
+            .await
+            .unwrap(),
+        MeterOutcome::TokenConflict
+    );
+    // Tokens are scoped to the caller.
+    let mut other_caller = claim("tok-a", "fp-9");
+    other_caller.caller_account = "333333333333".into();
+    assert_eq!(
+        s.commit_meter_usage(Some(other_caller), workload_row("m-4", 14, q(1)))
+            .await
+            .unwrap(),
+        MeterOutcome::Usage(stored("m-4"))
+    );
+
+    // A duplicate is refused and its token stays unrecorded.
+    assert_eq!(
+        s.commit_meter_usage(Some(claim("tok-b", "fp-1")), workload_row("m-5", 11, q(99)))
+            .await
+            .unwrap(),
+        MeterOutcome::Usage(duplicate("m-1"))
+    );
+    assert_eq!(s.client_token("222222222222", "tok-b").await.unwrap(), None);
+    // An identical retry under a fresh token records the token with the existing id.
+    assert_eq!(
+        s.commit_meter_usage(Some(claim("tok-c", "fp-1")), workload_row("m-6", 11, q(2)))
+            .await
+            .unwrap(),
+        MeterOutcome::Usage(retry("m-1"))
+    );
+    assert_eq!(
+        s.client_token("222222222222", "tok-c").await.unwrap(),
+        Some(("fp-1".to_string(), "m-1".to_string()))
+    );
+}
+
+// ------------------------------------------------------------------ single winners
+
+pub async fn single_use_token_race(s: Arc<dyn Store>) {
+    s.insert_registration_token(&reg_token("race", true))
+        .await
+        .unwrap();
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..32 {
+        let s = s.clone();
+        tasks.spawn(async move {
+            s.consume_registration_token("race", at(1_700_000_000 + i, 0))
+                .await
+                .unwrap()
+        });
+    }
+    let wins = tasks.join_all().await.into_iter().filter(|w| *w).count();
+    assert_eq!(wins, 1);
+    assert!(s
+        .registration_token("race")
+        .await
+        .unwrap()
+        .unwrap()
+        .used_at
+        .is_some());
+    assert!(!s
+        .consume_registration_token("race", at(1_800_000_000, 0))
+        .await
+        .unwrap());
+    assert!(!s
+        .consume_registration_token("missing", at(1_800_000_000, 0))
+        .await
+        .unwrap());
+}
+
+pub async fn container_session_first_wins(s: Arc<dyn Store>) {
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..24 {
+        let s = s.clone();
+        tasks.spawn(async move {
+            let mine = session("pod-race", &format!("cust-{i}"), at(1_700_000_000 + i, 0));
+            s.register_container_session(&mine).await.unwrap()
+        });
+    }
+    let results = tasks.join_all().await;
+    let winner = s
+        .container_session("prod-c", "pod-race")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        results.iter().all(|r| *r == winner),
+        "every caller sees the one stored session"
+    );
+    // A later registration with other details does not replace it.
+    let late = session("pod-race", "late", at(1_900_000_000, 0));
+    assert_eq!(s.register_container_session(&late).await.unwrap(), winner);
+}
+
+/// 50 tasks × 25 rows over 100 overlapping keys (each key's quantity fixed): exactly one row
+/// per key is stored, and every outcome for a key names that row.
+pub async fn concurrent_overlapping_batches(s: Arc<dyn Store>) {
+    const TASKS: usize = 50;
+    const ROWS: usize = 25;
+    const KEYS: usize = 100;
+    let mut tasks = tokio::task::JoinSet::new();
+    for t in 0..TASKS {
+        let s = s.clone();
+        tasks.spawn(async move {
+            let rows: Vec<_> = (0..ROWS)
+                .map(|i| {
+                    let k = (t * 7 + i * 3) % KEYS;
+                    row(
+                        &format!("t{t}-r{i}"),
+                        SELLER,
+                        legacy("prod-a", &format!("c{k}")),
+                        "users",
+                        1,
+                        q(k as i64 + 1),
+                    )
+                })
+                .collect();
+            let keys: Vec<usize> = (0..ROWS).map(|i| (t * 7 + i * 3) % KEYS).collect();
+            let out = s.commit_usage(rows).await.unwrap();
+            keys.into_iter().zip(out).collect::<Vec<_>>()
+        });
+    }
+    let mut ids: HashMap<usize, HashSet<String>> = HashMap::new();
+    let mut stored_per_key: HashMap<usize, usize> = HashMap::new();
+    for batch in tasks.join_all().await {
+        for (k, o) in batch {
+            assert!(
+                !matches!(o, UsageOutcome::Duplicate { .. }),
+                "same quantity is never a duplicate"
+            );
+            if matches!(o, UsageOutcome::Stored { .. }) {
+                *stored_per_key.entry(k).or_default() += 1;
+            }
+            ids.entry(k).or_default().insert(outcome_id(&o).to_string());
+        }
+    }
+    assert!(
+        stored_per_key.values().all(|n| *n == 1),
+        "{stored_per_key:?}"
+    );
+    assert_eq!(stored_per_key.len(), ids.len());
+    assert!(ids.values().all(|set| set.len() == 1), "one id per key");
+    let listed = s
+        .usage_records(&UsageFilter {
+            limit: Some(100_000),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), ids.len());
+    for r in listed {
+        let Identity::Legacy {
+            customer_identifier,
+            ..
+        } = &r.key.identity
+        else {
+            panic!("unexpected identity");
+        };
+        let k: usize = customer_identifier[1..].parse().unwrap();
+        assert!(ids[&k].contains(&r.metering_record_id));
+        assert_eq!(r.quantity, q(k as i64 + 1));
+    }
+}
