@@ -36,6 +36,14 @@ pub enum AdminCommand {
         #[arg(long)]
         limit: Option<u32>,
     },
+    /// Add the next RegisterUsage key version of a container product.
+    AddPublicKey { product_code: String },
+    /// Retire a key version: it still signs, and RegisterUsage reports PublicKeyRotationTimestamp.
+    RetirePublicKey {
+        product_code: String,
+        #[arg(long)]
+        version: i64,
+    },
     /// Show a container product's RegisterUsage public keys.
     PublicKeys {
         product_code: String,
@@ -106,6 +114,24 @@ pub fn run(args: AdminArgs) -> Result<()> {
             );
             call(&args, "GET", &path, None)?
         }
+        AdminCommand::AddPublicKey { product_code } => call(
+            &args,
+            "POST",
+            &format!("/admin/v1/products/{}/public-keys", urlencode(product_code)),
+            Some(json!({})),
+        )?,
+        AdminCommand::RetirePublicKey {
+            product_code,
+            version,
+        } => call(
+            &args,
+            "POST",
+            &format!(
+                "/admin/v1/products/{}/public-keys/{version}/retire",
+                urlencode(product_code)
+            ),
+            Some(json!({})),
+        )?,
         AdminCommand::PublicKeys { product_code, pem } => {
             let v = call(
                 &args,

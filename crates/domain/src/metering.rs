@@ -645,6 +645,77 @@ impl Metering {
     }
 }
 
+impl Metering {
+    /// Adds the next RegisterUsage key version of a container product.
+    pub async fn add_key_version(
+        &self,
+        product_code: &str,
+    ) -> Result<ProductKey, crate::AdminError> {
+        let product = self.container_product(product_code).await?;
+        let next = self
+            .store
+            .product_keys(product_code)
+            .await?
+            .iter()
+            .map(|k| k.version)
+            .max()
+            .unwrap_or(0)
+            + 1;
+        let key = jws::new_product_key(
+            &product.code,
+            &product.seller_account,
+            next,
+            self.clock.now(),
+        )
+        .map_err(|e| crate::AdminError::BadRequest(e.to_string()))?;
+        if !self.store.insert_product_key(&key).await? {
+            return Err(crate::AdminError::BadRequest(format!(
+                "key version {next} was added concurrently; retry"
+            )));
+        }
+        Ok(key)
+    }
+
+    /// Retires a key version: it still signs, and RegisterUsage reports the rotation time.
+    pub async fn retire_key_version(
+        &self,
+        product_code: &str,
+        version: i64,
+    ) -> Result<ProductKey, crate::AdminError> {
+        self.container_product(product_code).await?;
+        if !self
+            .store
+            .retire_product_key(product_code, version, self.clock.now())
+            .await?
+        {
+            return Err(crate::AdminError::NotFound(format!(
+                "product {product_code} has no key version {version}"
+            )));
+        }
+        self.store
+            .product_keys(product_code)
+            .await?
+            .into_iter()
+            .find(|k| k.version == version)
+            .ok_or_else(|| {
+                crate::AdminError::NotFound(format!(
+                    "product {product_code} has no key version {version}"
+                ))
+            })
+    }
+
+    async fn container_product(&self, product_code: &str) -> Result<Product, crate::AdminError> {
+        match self.store.product(product_code).await? {
+            Some(p) if p.kind == ProductKind::Container => Ok(p),
+            Some(p) => Err(crate::AdminError::BadRequest(format!(
+                "product {product_code} is a {} product; RegisterUsage keys belong to container products",
+                p.kind.as_str()
+            ))),
+            None => Err(crate::AdminError::NotFound(format!("product {product_code} does not exist"))),
+        }
+    }
+}
+
 fn check_license(
     a: &Agreement,
     r: &UsageRecord,

@@ -133,6 +133,15 @@ pub trait Store: Send + Sync + 'static {
     async fn upsert_agreement(&self, agreement: &Agreement) -> StoreResult<()>;
     /// Adds a key version unless that version exists; returns whether it was added.
     async fn insert_product_key(&self, key: &ProductKey) -> StoreResult<bool>;
+    /// Marks a key version retired at `at` (it still signs; RegisterUsage then reports the
+    /// rotation time). Returns false when the version does not exist; retiring twice keeps
+    /// the first time.
+    async fn retire_product_key(
+        &self,
+        product_code: &str,
+        version: i64,
+        at: OffsetDateTime,
+    ) -> StoreResult<bool>;
 
     /// Liveness of the underlying database.
     async fn ping(&self) -> StoreResult<()>;

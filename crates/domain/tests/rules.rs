@@ -479,7 +479,7 @@ async fn register_usage_checks_entitlement_on_the_first_call_only() {
 
     // A retired key still signs and reports when it was rotated.
     let retired = datetime!(2026-11-01 00:00 UTC);
-    w.store.retire_key("box", 1, retired);
+    assert!(w.store.retire_product_key("box", 1, retired).await.unwrap());
     let out = w.m.register_usage(&ecs, req(1)).await.unwrap();
     assert_eq!(out.public_key_rotation_timestamp, Some(ts(retired)));
 }

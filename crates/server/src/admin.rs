@@ -161,6 +161,43 @@ fn usage_json(r: &UsageRecordRow) -> Value {
     })
 }
 
+fn key_json(k: &marketmeter_domain::model::ProductKey) -> Result<Value, AdminFailure> {
+    let jwk = jws::public_jwk(k).map_err(|e| {
+        tracing::error!(error = %e, "jwk export failed");
+        AdminFailure(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Internal",
+            "could not export the key".into(),
+        )
+    })?;
+    Ok(json!({
+        "version": k.version,
+        "pem": k.public_pem,
+        "jwk": jwk,
+        "retired_at": k.retired_at.map(rfc3339),
+    }))
+}
+
+pub async fn add_public_key(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(code): Path<String>,
+) -> AdminResult {
+    authorize(&state, &headers)?;
+    let key = state.metering.add_key_version(&code).await?;
+    Ok((StatusCode::CREATED, Json(key_json(&key)?)).into_response())
+}
+
+pub async fn retire_public_key(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path((code, version)): Path<(String, i64)>,
+) -> AdminResult {
+    authorize(&state, &headers)?;
+    let key = state.metering.retire_key_version(&code, version).await?;
+    Ok(Json(key_json(&key)?).into_response())
+}
+
 pub async fn public_keys(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,

@@ -437,6 +437,18 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn retire_product_key(
+        &self,
+        product_code: &str,
+        version: i64,
+        at: OffsetDateTime,
+    ) -> StoreResult<bool> {
+        let product_code = product_code.to_string();
+        self.writer
+            .call(move |c| write::retire_product_key(c, &product_code, version, at))
+            .await
+    }
+
     async fn ping(&self) -> StoreResult<()> {
         if !self.writer.is_alive() {
             return Err(StoreError::Unavailable(

@@ -9,6 +9,7 @@ use marketmeter_domain::model::*;
 use marketmeter_domain::store::{MeterOutcome, StoreError, StoreResult, TokenClaim, UsageOutcome};
 use marketmeter_wire::Quantity;
 use r2d2_sqlite::rusqlite::{params, Connection, OptionalExtension};
+use time::OffsetDateTime;
 
 /// Offers one usage row under its dedup key: first write wins.
 pub(crate) fn offer_usage(conn: &Connection, row: &UsageRecordRow) -> StoreResult<UsageOutcome> {
@@ -373,4 +374,20 @@ pub(crate) fn insert_product_key(conn: &Connection, k: &ProductKey) -> StoreResu
     })
     .map(|n| n == 1)
     .map_err(db_err)
+}
+
+pub(crate) fn retire_product_key(
+    conn: &Connection,
+    product_code: &str,
+    version: i64,
+    at: OffsetDateTime,
+) -> StoreResult<bool> {
+    let changed = conn
+        .prepare_cached(
+            "UPDATE product_keys SET retired_us = COALESCE(retired_us, ?3) \
+             WHERE product_code = ?1 AND version = ?2",
+        )
+        .and_then(|mut s| s.execute(params![product_code, version, to_us(at)]))
+        .map_err(db_err)?;
+    Ok(changed > 0)
 }

@@ -49,16 +49,6 @@ impl MemoryStore {
     pub fn usage_count(&self) -> usize {
         self.s.lock().unwrap().usage.len()
     }
-    pub fn retire_key(&self, product: &str, version: i64, at: OffsetDateTime) {
-        let mut s = self.s.lock().unwrap();
-        for k in s
-            .product_keys
-            .iter_mut()
-            .filter(|k| k.product_code == product && k.version == version)
-        {
-            k.retired_at = Some(at);
-        }
-    }
 }
 
 #[async_trait]
@@ -278,6 +268,19 @@ impl Store for MemoryStore {
         }
         s.product_keys.push(k.clone());
         Ok(true)
+    }
+    async fn retire_product_key(&self, p: &str, v: i64, at: OffsetDateTime) -> StoreResult<bool> {
+        let mut s = self.s.lock().unwrap();
+        let mut found = false;
+        for k in s
+            .product_keys
+            .iter_mut()
+            .filter(|k| k.product_code == p && k.version == v)
+        {
+            k.retired_at.get_or_insert(at);
+            found = true;
+        }
+        Ok(found)
     }
     async fn ping(&self) -> StoreResult<()> {
         Ok(())

@@ -399,7 +399,18 @@ pub async fn upserts_are_idempotent(s: &dyn Store) {
         ..k.clone()
     };
     assert!(!s.insert_product_key(&again).await.unwrap());
-    assert_eq!(s.product_keys("prod-a").await.unwrap(), vec![k]);
+    assert_eq!(s.product_keys("prod-a").await.unwrap(), vec![k.clone()]);
+
+    // Retiring keeps the first retirement time and reports unknown versions.
+    let first = at(1_700_000_100, 0);
+    assert!(s.retire_product_key("prod-a", 1, first).await.unwrap());
+    assert!(s
+        .retire_product_key("prod-a", 1, at(1_700_000_200, 0))
+        .await
+        .unwrap());
+    assert!(!s.retire_product_key("prod-a", 9, first).await.unwrap());
+    let keys = s.product_keys("prod-a").await.unwrap();
+    assert_eq!(keys[0].retired_at, Some(first));
 }
 
 // ------------------------------------------------------------------ dedup
