@@ -154,7 +154,7 @@ export AWS_DEFAULT_REGION=us-east-1
 {seller} aws meteringmarketplace resolve-customer --registration-token {token}
 
 # 3. BatchMeterUsage (seller; concurrent-agreement identity):
-{seller} aws meteringmarketplace batch-meter-usage --usage-records "Timestamp=$(date +%s),CustomerAWSAccountId=444455556666,LicenseArn=arn:aws:license-manager::111122223333:license/l-demo0saas0globex,Dimension=requests,QuantityAsDecimal=42"
+{seller} aws meteringmarketplace batch-meter-usage --usage-records "Timestamp=$(date +%s),CustomerAWSAccountId=444455556666,LicenseArn=arn:aws:license-manager::111122223333:license/l-demo0saas0globex,Dimension=requests,Quantity=42"
 
 # 4. MeterUsage (buyer's EC2 instance, AMI product):
 {ec2} aws meteringmarketplace meter-usage --product-code demo-ami --timestamp $(date +%s) --usage-dimension hosts --usage-quantity 1

@@ -70,7 +70,7 @@ fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
 }
 
 fn too_large() -> ApiError {
-    ApiError::new(ErrorCode::Validation, format!("request body is larger than {MAX_BODY_BYTES} bytes (the 1 MB limit); send fewer records per request"))
+    ApiError::new(ErrorCode::RequestEntityTooLarge, format!("request body is larger than {MAX_BODY_BYTES} bytes (the 1 MB limit); send fewer records per request"))
 }
 
 /// Reads at most the 1 MB limit; a declared or actual larger body is refused without buffering it.

@@ -37,10 +37,12 @@ pub enum ErrorCode {
     MissingAuthenticationToken,
     /// MeterUsage with `DryRun: true` that would have succeeded (model docs of DryRun).
     DryRunOperation,
+    /// A body over the 1 MB request limit (the customary AWS name, status 413).
+    RequestEntityTooLarge,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 28] = [
+    pub const ALL: [ErrorCode; 29] = [
         Self::CustomerNotEntitled,
         Self::DisabledApi,
         Self::DuplicateRequest,
@@ -69,6 +71,7 @@ impl ErrorCode {
         Self::IncompleteSignature,
         Self::MissingAuthenticationToken,
         Self::DryRunOperation,
+        Self::RequestEntityTooLarge,
     ];
 
     /// The bare shape name sent as body `__type` and header `x-amzn-ErrorType`.
@@ -102,6 +105,7 @@ impl ErrorCode {
             Self::IncompleteSignature => "IncompleteSignatureException",
             Self::MissingAuthenticationToken => "MissingAuthenticationTokenException",
             Self::DryRunOperation => "DryRunOperation",
+            Self::RequestEntityTooLarge => "RequestEntityTooLargeException",
         }
     }
 
@@ -111,6 +115,7 @@ impl ErrorCode {
         match self {
             Self::InternalServiceError => 500,
             Self::IdempotencyConflict => 409,
+            Self::RequestEntityTooLarge => 413,
             Self::UnrecognizedClient
             | Self::InvalidSignature
             | Self::IncompleteSignature
