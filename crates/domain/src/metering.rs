@@ -8,7 +8,9 @@ use crate::jws::{self, RegisterUsageClaims};
 use crate::model::*;
 use crate::store::{MeterOutcome, Store, StoreError, TokenClaim, UsageOutcome};
 use crate::windows::Windows;
-use marketmeter_wire::validate::{allocation_quantity, meter_usage_quantity, record_quantity};
+use marketmeter_wire::validate::{
+    allocation_quantity, meter_usage_quantity, record_quantity, tag_set,
+};
 use marketmeter_wire::{
     ApiError, BatchMeterUsageRequest, BatchMeterUsageResult, EpochTime, ErrorCode, Metadata,
     MeterUsageRequest, MeterUsageResult, RegisterUsageRequest, RegisterUsageResult,
@@ -321,18 +323,7 @@ impl Metering {
         if !product.has_dimension(&req.usage_dimension) {
             return Err(unknown_dimension(&product, &req.usage_dimension));
         }
-        let customer = self
-            .entitled_customer(caller, &product, now)
-            .await?
-            .ok_or_else(|| {
-                err(
-                    ErrorCode::CustomerNotEntitled,
-                    format!(
-                        "the calling account has no active agreement for product {}",
-                        product.code
-                    ),
-                )
-            })?;
+        let customer = self.entitled_customer(caller, &product, now).await?;
 
         let (quantity, _) = meter_usage_quantity(&req);
         let row = UsageRecordRow {
@@ -430,25 +421,37 @@ impl Metering {
         Ok(product)
     }
 
-    /// The caller's account when it holds an active agreement for the product at `at`.
+    /// The caller's account when it holds an active agreement for the product at `at`;
+    /// CustomerNotEntitledException otherwise.
     async fn entitled_customer(
         &self,
         caller: &Caller,
         product: &Product,
         at: OffsetDateTime,
-    ) -> Result<Option<String>, ApiError> {
-        let Some(account) = caller.account_id.as_deref() else {
-            // Open auth with an unknown key: treated as an entitled anonymous buyer.
-            return Ok(caller.open.then(|| "000000000000".to_string()));
+    ) -> Result<String, ApiError> {
+        let entitled = match caller.account_id.as_deref() {
+            Some(account) => {
+                let agreements = self
+                    .store
+                    .agreements_for_customer(&product.code, account)
+                    .await?;
+                agreements
+                    .iter()
+                    .any(|a| a.is_active_at(at))
+                    .then(|| account.to_string())
+            }
+            // Open auth with an unknown key: an entitled anonymous buyer.
+            None => caller.open.then(|| "000000000000".to_string()),
         };
-        let agreements = self
-            .store
-            .agreements_for_customer(&product.code, account)
-            .await?;
-        Ok(agreements
-            .iter()
-            .any(|a| a.is_active_at(at))
-            .then(|| account.to_string()))
+        entitled.ok_or_else(|| {
+            err(
+                ErrorCode::CustomerNotEntitled,
+                format!(
+                    "the calling account has no active agreement for product {}",
+                    product.code
+                ),
+            )
+        })
     }
 
     // ------------------------------------------------------------------ RegisterUsage
@@ -510,18 +513,7 @@ impl Metering {
                     ),
                 ));
             }
-            let customer = self
-                .entitled_customer(caller, &product, now)
-                .await?
-                .ok_or_else(|| {
-                    err(
-                        ErrorCode::CustomerNotEntitled,
-                        format!(
-                            "the calling account has no active agreement for product {}",
-                            product.code
-                        ),
-                    )
-                })?;
+            let customer = self.entitled_customer(caller, &product, now).await?;
             self.store
                 .register_container_session(&ContainerSession {
                     product_code: product.code.clone(),
@@ -810,16 +802,7 @@ fn meter_fingerprint(req: &MeterUsageRequest) -> String {
         .usage_allocations
         .iter()
         .flatten()
-        .map(|a| {
-            let mut tags: Vec<(&str, &str)> = a
-                .tags
-                .iter()
-                .flatten()
-                .map(|t| (t.key.as_str(), t.value.as_str()))
-                .collect();
-            tags.sort_unstable();
-            (allocation_quantity(a).micros(), tags)
-        })
+        .map(|a| (allocation_quantity(a).micros(), tag_set(a)))
         .collect();
     let canonical = serde_json::json!([
         req.product_code,

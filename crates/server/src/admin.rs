@@ -210,20 +210,7 @@ pub async fn public_keys(
     }
     let mut keys = Vec::new();
     for k in store.product_keys(&code).await? {
-        let jwk = jws::public_jwk(&k).map_err(|e| {
-            tracing::error!(error = %e, "jwk export failed");
-            AdminFailure(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "Internal",
-                "could not export the key".into(),
-            )
-        })?;
-        keys.push(json!({
-            "version": k.version,
-            "pem": k.public_pem,
-            "jwk": jwk,
-            "retired_at": k.retired_at.map(rfc3339),
-        }));
+        keys.push(key_json(&k)?);
     }
     Ok(Json(json!({ "keys": keys })).into_response())
 }

@@ -179,6 +179,18 @@ pub fn meter_usage_quantity(r: &MeterUsageRequest) -> (Quantity, Option<Quantity
 }
 
 /// The exact quantity of a validated allocation; neither member counts as 0.
+/// An allocation's tags as a sorted (key, value) list: the identity of its tag set (order-insensitive).
+pub fn tag_set(a: &UsageAllocation) -> Vec<(&str, &str)> {
+    let mut tags: Vec<(&str, &str)> = a
+        .tags
+        .iter()
+        .flatten()
+        .map(|t| (t.key.as_str(), t.value.as_str()))
+        .collect();
+    tags.sort_unstable();
+    tags
+}
+
 pub fn allocation_quantity(a: &UsageAllocation) -> Quantity {
     quantity_of(
         a.allocated_usage_quantity,
@@ -272,13 +284,7 @@ fn check_allocations(
                 format!("allocated quantities must add up to {total}"),
             )
         })?;
-        let mut tags: Vec<(&str, &str)> = a
-            .tags
-            .iter()
-            .flatten()
-            .map(|t| (t.key.as_str(), t.value.as_str()))
-            .collect();
-        tags.sort_unstable();
+        let tags = tag_set(a);
         if let Some(w) = tags.windows(2).find(|w| w[0].0 == w[1].0) {
             let what = format!(
                 "tag keys must be unique within an allocation; '{}' repeats",
