@@ -1,32 +1,70 @@
 #!/usr/bin/env bash
-# The one test command of marketmeter: formatting and lints, every Rust test (unit, property,
-# store conformance, the real Rust SDK end to end), then boto3 / AWS CLI / raw-HTTP suites in a
-# Python virtual environment this script creates. `.ci/run` calls exactly this.
+# THE test command of marketmeter (README "The two commands"; .ci/run runs exactly this):
+#   format check, clippy with warnings as errors, build, every Rust test (unit, property, store
+#   conformance, the Rust SDK end to end), then the Python suites (boto3, AWS CLI v1, raw HTTP,
+#   the demo's commands as printed) in a virtual environment .venv that scripts/test-python.sh
+#   creates on first use.
+# Exits non-zero at the first failing stage; the summary at the end says which one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-section() { printf '\n==== %s ====\n' "$*"; }
 start=$(date +%s)
+stages=()      # "name|result|seconds"
+current=""
+current_start=0
 
-section "format (cargo fmt --check)"
+section() {
+  current="$1"
+  current_start=$(date +%s)
+  printf '\n==================== %s ====================\n' "$current"
+}
+
+done_stage() {
+  stages+=("$current|ok|$(( $(date +%s) - current_start ))")
+  current=""
+}
+
+summary() {
+  local rc=$?
+  if [ -n "$current" ]; then
+    stages+=("$current|FAILED|$(( $(date +%s) - current_start ))")
+  fi
+  printf '\n==================== summary ====================\n'
+  local s name result secs
+  for s in ${stages[@]+"${stages[@]}"}; do
+    IFS='|' read -r name result secs <<<"$s"
+    printf '  %-8s %-58s %5ss\n' "$result" "$name" "$secs"
+  done
+  if [ "$rc" -eq 0 ]; then
+    printf 'all stages passed in %ss\n' "$(( $(date +%s) - start ))"
+  else
+    printf 'FAILED (exit %s) after %ss\n' "$rc" "$(( $(date +%s) - start ))"
+  fi
+  exit "$rc"
+}
+trap summary EXIT
+
+section "format: cargo fmt --all -- --check"
 cargo fmt --all -- --check
+done_stage
 
-section "lint (cargo clippy -D warnings)"
+section "lint: cargo clippy --workspace --all-targets --locked -- -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+done_stage
 
-section "build"
+section "build: cargo build --workspace --all-targets --locked"
 cargo build --workspace --all-targets --locked
+done_stage
 
-section "PostgreSQL for the tests"
-# The PostgreSQL suites use DATABASE_URL, else postgres://postgres@127.0.0.1:5432/test.
-# Start a local cluster that is installed but stopped (CI machines have one).
-bash scripts/ensure-postgres.sh || echo "warning: could not start PostgreSQL; its tests will say why"
+section "PostgreSQL: make sure the local server answers (DATABASE_URL wins when set)"
+# CI machines have PostgreSQL installed; this starts it when it is stopped.
+bash scripts/ensure-postgres.sh || echo "warning: PostgreSQL is not reachable; its tests say so"
+done_stage
 
-section "Rust tests (unit, property, conformance, Rust SDK end to end)"
+section "Rust tests: cargo test --workspace --locked"
 cargo test --workspace --locked
+done_stage
 
-section "Python tests (boto3, AWS CLI, raw HTTP)"
+section "Python: boto3, AWS CLI v1, raw HTTP, demo (scripts/test-python.sh)"
 MARKETMETER_BIN="$PWD/target/debug/marketmeter" bash scripts/test-python.sh
-
-section "summary"
-echo "all test stages passed in $(( $(date +%s) - start )) s"
+done_stage

@@ -73,27 +73,46 @@ fn too_large() -> ApiError {
     ApiError::new(ErrorCode::RequestEntityTooLarge, format!("request body is larger than {MAX_BODY_BYTES} bytes (the 1 MB limit); send fewer records per request"))
 }
 
-/// Reads at most the 1 MB limit; a declared or actual larger body is refused without buffering it.
-async fn read_body(headers: &HeaderMap, body: Body) -> Result<bytes::Bytes, ApiError> {
+/// How much of an oversize body is read and thrown away before answering 413, so that clients
+/// which only read the answer after sending everything still see it. Past this the connection
+/// is closed instead; memory stays bounded either way.
+const DRAIN_LIMIT: usize = 8 * 1024 * 1024;
+
+/// Buffers at most the 1 MB limit; larger bodies (declared or actual) are discarded, not kept.
+async fn read_body(headers: &HeaderMap, mut body: Body) -> Result<bytes::Bytes, ApiError> {
     let declared = headers
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+    let mut buf = bytes::BytesMut::new();
+    let mut seen = 0usize;
+    let mut oversize = declared.is_some_and(|n| n > MAX_BODY_BYTES as u64);
+    if oversize && declared.is_some_and(|n| n > DRAIN_LIMIT as u64) {
         return Err(too_large());
     }
-    let limited = http_body_util::Limited::new(body, MAX_BODY_BYTES);
-    match limited.collect().await {
-        Ok(c) => Ok(c.to_bytes()),
-        Err(e)
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some() =>
-        {
-            Err(too_large())
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| {
+            ApiError::serialization(format!("could not read the request body: {e}"))
+        })?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        seen += data.len();
+        if seen > MAX_BODY_BYTES {
+            oversize = true;
+            buf.clear();
         }
-        Err(e) => Err(ApiError::serialization(format!(
-            "could not read the request body: {e}"
-        ))),
+        if seen > DRAIN_LIMIT {
+            break;
+        }
+        if !oversize {
+            buf.extend_from_slice(&data);
+        }
+    }
+    if oversize {
+        Err(too_large())
+    } else {
+        Ok(buf.freeze())
     }
 }
 

@@ -9,12 +9,20 @@ pub const ADMIN_TOKEN: &str = "e2e-admin-token";
 pub struct Server {
     child: Child,
     pub url: String,
-    _dir: tempfile::TempDir,
+    _dir: Option<tempfile::TempDir>,
 }
 
 impl Server {
+    /// A server on a fresh temporary database.
     pub fn start(extra: &[&str]) -> Server {
         let dir = tempfile::tempdir().unwrap();
+        let mut server = Server::start_in(dir.path(), extra);
+        server._dir = Some(dir);
+        server
+    }
+
+    /// A server on the database in `dir` (kept across restarts by the caller).
+    pub fn start_in(dir: &std::path::Path, extra: &[&str]) -> Server {
         let seed = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/e2e/seed.toml");
         let mut child = Command::new(env!("CARGO_BIN_EXE_marketmeter"))
             .args([
@@ -27,7 +35,7 @@ impl Server {
                 seed,
                 "--db",
             ])
-            .arg(dir.path().join("db.sqlite3"))
+            .arg(dir.join("db.sqlite3"))
             .args(extra)
             .env("MARKETMETER_LOG", "warn")
             .stdout(Stdio::piped())
@@ -50,7 +58,7 @@ impl Server {
         Server {
             child,
             url,
-            _dir: dir,
+            _dir: None,
         }
     }
 
@@ -75,6 +83,14 @@ impl Server {
             .as_array()
             .unwrap()
             .clone()
+    }
+}
+
+impl Server {
+    /// SIGKILL: no graceful shutdown, as in a crash.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
