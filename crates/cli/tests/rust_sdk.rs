@@ -319,6 +319,35 @@ async fn all_four_operations_with_the_rust_sdk() {
     assert_eq!(claims["nonce"], "n-42");
     assert_eq!(claims["publicKeyVersion"], 1);
     assert!(reg.public_key_rotation_timestamp().is_none());
+
+    // Rotation: add version 2, retire version 1; v1 still signs and reports the rotation time.
+    let v2 = server.admin_post(
+        "/admin/v1/products/e2e-container/public-keys",
+        serde_json::json!({}),
+    );
+    assert_eq!(v2["version"], 2);
+    let retired = server.admin_post(
+        "/admin/v1/products/e2e-container/public-keys/1/retire",
+        serde_json::json!({}),
+    );
+    assert!(retired["retired_at"].is_string());
+    let old = ecs
+        .register_usage()
+        .product_code("e2e-container")
+        .public_key_version(1)
+        .nonce("n-43")
+        .send()
+        .await
+        .unwrap();
+    assert!(old.public_key_rotation_timestamp().is_some());
+    let new = ecs
+        .register_usage()
+        .product_code("e2e-container")
+        .public_key_version(2)
+        .send()
+        .await
+        .unwrap();
+    assert!(new.public_key_rotation_timestamp().is_none());
     let err = ecs
         .register_usage()
         .product_code("e2e-container")

@@ -54,7 +54,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/admin/v1/usage-records", get(admin::list_usage_records))
         .route(
             "/admin/v1/products/{code}/public-keys",
-            get(admin::public_keys),
+            get(admin::public_keys).post(admin::add_public_key),
+        )
+        .route(
+            "/admin/v1/products/{code}/public-keys/{version}/retire",
+            post(admin::retire_public_key),
         )
         .route("/health/live", get(|| async { "ok" }))
         .route("/health/ready", get(ready))
