@@ -1,12 +1,17 @@
-//! `marketmeter_domain::store::Store` on embedded SQLite.
+//! `marketmeter_domain::store::Store` on embedded SQLite, and on PostgreSQL ([`PgStore`], for
+//! several stateless server processes). [`open_store`] picks one from a database name.
+//!
+//! SQLite:
 //!
 //! * One writer thread owns the only write connection and group-commits concurrent writes
 //!   (see [`writer`]): many requests, one transaction, one fsync.
 //! * Reads use a pool of read-only connections (WAL lets them run beside the writer).
 //! * The schema is versioned SQL in `migrations/sqlite/`, applied at open ([`migrate`]).
 //! * Durability: WAL with `synchronous=FULL`; nothing is acknowledged before COMMIT returns.
+//! * [`SqliteStore::open_in_memory`] gives tests the same store without a file.
 
 mod migrate;
+mod postgres;
 mod read;
 mod rows;
 mod write;
@@ -19,11 +24,26 @@ use r2d2_sqlite::rusqlite::{params, Connection};
 use r2d2_sqlite::SqliteConnectionManager;
 use read::{all, one, with_reader, Pool};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use time::OffsetDateTime;
 use writer::{Counters, Writer};
+
+pub use postgres::{PgOptions, PgStats, PgStore};
+
+/// Opens the store named by `db`: PostgreSQL for a `postgres://` or `postgresql://` URL,
+/// otherwise SQLite at that path (optionally written `sqlite://PATH`), with default options.
+pub async fn open_store(db: &str) -> Result<Arc<dyn Store>, StoreError> {
+    let lower = db.get(..13).unwrap_or(db).to_ascii_lowercase();
+    if lower.starts_with("postgres://") || lower.starts_with("postgresql://") {
+        return Ok(Arc::new(PgStore::connect(db, PgOptions::default()).await?));
+    }
+    let path = db.strip_prefix("sqlite://").unwrap_or(db);
+    Ok(Arc::new(
+        SqliteStore::open(Path::new(path), SqliteOptions::default()).await?,
+    ))
+}
 
 /// Tuning knobs; the defaults suit a small server.
 #[derive(Debug, Clone)]
@@ -76,19 +96,41 @@ impl SqliteStore {
     /// applying pending schema migrations.
     pub async fn open(path: &Path, opts: SqliteOptions) -> Result<SqliteStore, StoreError> {
         let path = path.to_path_buf();
-        tokio::task::spawn_blocking(move || Self::open_blocking(path, opts))
-            .await
-            .map_err(|e| unavailable("open task failed", e))?
+        tokio::task::spawn_blocking(move || {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| unavailable(&format!("cannot create {}", dir.display()), e))?;
+            }
+            Self::open_blocking(path, opts, true)
+        })
+        .await
+        .map_err(|e| unavailable("open task failed", e))?
     }
 
-    fn open_blocking(path: PathBuf, opts: SqliteOptions) -> Result<SqliteStore, StoreError> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| unavailable(&format!("cannot create {}", dir.display()), e))?;
-        }
+    /// Opens a private, empty in-memory database with the same schema, writer thread, group
+    /// commit and pooled readers as a file. Nothing survives the drop and there is no WAL (so
+    /// readers wait while a group commits): meant for tests and demos, never for real data.
+    pub fn open_in_memory(opts: SqliteOptions) -> Result<SqliteStore, StoreError> {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        // The memdb VFS shares a database whose name starts with '/' among this process's
+        // connections (the writer and the readers); the counter gives every store its own.
+        let uri = format!(
+            "file:/marketmeter-{}-{}?vfs=memdb",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        Self::open_blocking(PathBuf::from(uri), opts, false)
+    }
+
+    /// `durable`: a file in WAL mode with `synchronous=FULL`; otherwise an in-memory database.
+    fn open_blocking(
+        path: PathBuf,
+        opts: SqliteOptions,
+        durable: bool,
+    ) -> Result<SqliteStore, StoreError> {
         let mut conn = Connection::open(&path)
             .map_err(|e| unavailable(&format!("cannot open {}", path.display()), e))?;
-        configure_writer(&conn, &opts).map_err(|e| unavailable("configure sqlite", e))?;
+        configure_writer(&conn, &opts, durable).map_err(|e| unavailable("configure sqlite", e))?;
         migrate::apply(&mut conn, migrate::SQLITE).map_err(|e| unavailable("migrate", e))?;
 
         let busy = opts.busy_timeout;
@@ -123,7 +165,7 @@ impl SqliteStore {
         }
     }
 
-    /// The database file.
+    /// The database file (a `file:` URI for an in-memory store).
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -154,9 +196,16 @@ impl SqliteStore {
     }
 }
 
-fn configure_writer(c: &Connection, opts: &SqliteOptions) -> r2d2_sqlite::rusqlite::Result<()> {
+fn configure_writer(
+    c: &Connection,
+    opts: &SqliteOptions,
+    durable: bool,
+) -> r2d2_sqlite::rusqlite::Result<()> {
     c.busy_timeout(opts.busy_timeout)?;
     c.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    if !durable {
+        return Ok(());
+    }
     // WAL: readers run beside the writer. FULL: the WAL is fsynced at every COMMIT, so an
     // acknowledged write survives power loss, not only a process crash.
     let mode: String = c.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;

@@ -75,7 +75,7 @@ fn quantity_at(r: &Row<'_>, col: usize) -> SqlResult<Quantity> {
 
 /// Parses the canonical decimal form written by `Quantity`'s `Display`, without the wire's
 /// length limits (the store must read back whatever it wrote).
-fn parse_decimal_micros(s: &str) -> Option<Quantity> {
+pub(crate) fn parse_decimal_micros(s: &str) -> Option<Quantity> {
     let (int, frac) = match s.split_once('.') {
         Some((_, "")) => return None,
         Some((i, f)) => (i, f),
@@ -98,10 +98,10 @@ fn parse_decimal_micros(s: &str) -> Option<Quantity> {
 // ------------------------------------------------------------------ JSON columns
 
 #[derive(Serialize, Deserialize)]
-struct AllocationJson {
-    quantity: String,
+pub(crate) struct AllocationJson {
+    pub(crate) quantity: String,
     #[serde(default)]
-    tags: Vec<AllocationTag>,
+    pub(crate) tags: Vec<AllocationTag>,
 }
 
 pub(crate) fn allocations_json(a: &[StoredAllocation]) -> Result<String, StoreError> {

@@ -1,6 +1,7 @@
-//! The conformance suite on SQLite, plus SQLite-specific checks (files, reopen, group commit,
-//! pragmas, corrupt data).
+//! The conformance suite on SQLite (a file, and the in-memory variant), plus SQLite-specific
+//! checks (files, reopen, group commit, pragmas, corrupt data).
 
+#[macro_use]
 mod suite;
 
 use marketmeter_domain::model::*;
@@ -11,13 +12,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use suite::*;
 
-struct Fixture {
+/// A fresh store in its own temporary directory.
+struct OnDisk {
     // Kept alive for the test's duration: the directory is deleted on drop.
     dir: tempfile::TempDir,
     store: Arc<SqliteStore>,
 }
 
-impl Fixture {
+impl OnDisk {
     async fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         // A nested path proves parent directories are created.
@@ -29,12 +31,14 @@ impl Fixture {
     fn path(&self) -> PathBuf {
         self.dir.path().join("nested/dir/meter.db")
     }
+}
 
-    fn dyn_store(&self) -> Arc<dyn Store> {
+impl Fixture for OnDisk {
+    fn store(&self) -> Arc<dyn Store> {
         self.store.clone()
     }
 
-    /// Ends every case: the file must be intact.
+    /// Ends every case: the file must be intact, seen by the store and by a fresh connection.
     async fn check(self) {
         assert!(
             self.store.integrity_check().await.unwrap(),
@@ -48,37 +52,43 @@ impl Fixture {
     }
 }
 
-macro_rules! conformance {
-    ($($name:ident: $case:ident($arg:ident);)*) => {$(
-        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-        async fn $name() {
-            let f = Fixture::new().await;
-            conformance!(@call f, $case, $arg);
-            f.check().await;
-        }
-    )*};
-    (@call $f:ident, $case:ident, store) => { suite::$case(&*$f.store).await };
-    (@call $f:ident, $case:ident, arc) => { suite::$case($f.dyn_store()).await };
+/// A fresh in-memory store.
+struct Memory(Arc<SqliteStore>);
+
+impl Memory {
+    async fn new() -> Self {
+        Self(Arc::new(
+            SqliteStore::open_in_memory(Default::default()).unwrap(),
+        ))
+    }
 }
 
-conformance! {
-    catalog_round_trips: catalog_round_trips(store);
-    upserts_are_idempotent: upserts_are_idempotent(store);
-    dedup_outcomes: dedup_outcomes(store);
-    usage_row_round_trip: usage_row_round_trip(store);
-    usage_listing: usage_listing(store);
-    default_listing_limit: default_listing_limit(store);
-    meter_usage_tokens: meter_usage_tokens(store);
-    single_use_token_race: single_use_token_race(arc);
-    container_session_first_wins: container_session_first_wins(arc);
-    concurrent_overlapping_batches: concurrent_overlapping_batches(arc);
+impl Fixture for Memory {
+    fn store(&self) -> Arc<dyn Store> {
+        self.0.clone()
+    }
+
+    async fn check(self) {
+        assert!(
+            self.0.integrity_check().await.unwrap(),
+            "PRAGMA integrity_check"
+        );
+    }
+}
+
+mod file {
+    conformance_tests!(super::OnDisk::new);
+}
+
+mod memory {
+    conformance_tests!(super::Memory::new);
 }
 
 // ------------------------------------------------------------------ SQLite-specific
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn persists_across_reopen() {
-    let f = Fixture::new().await;
+    let f = OnDisk::new().await;
     let r = row(
         "keep-1",
         "111111111111",
@@ -127,7 +137,7 @@ async fn persists_across_reopen() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn durable_pragmas() {
-    let f = Fixture::new().await;
+    let f = OnDisk::new().await;
     let raw = Connection::open(f.path()).unwrap();
     // journal_mode is persistent in the file; a fresh connection sees WAL.
     let mode: String = raw
@@ -139,7 +149,7 @@ async fn durable_pragmas() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn group_commit_batches_concurrent_writes() {
-    let f = Fixture::new().await;
+    let f = OnDisk::new().await;
     let before = f.store.stats();
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..200 {
@@ -174,7 +184,7 @@ async fn group_commit_batches_concurrent_writes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_failing_command_rolls_back_only_itself() {
-    let f = Fixture::new().await;
+    let f = OnDisk::new().await;
     let a = row(
         "same-id",
         "111111111111",
@@ -239,7 +249,7 @@ async fn a_failing_command_rolls_back_only_itself() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn corrupt_rows_are_errors_not_panics() {
-    let f = Fixture::new().await;
+    let f = OnDisk::new().await;
     f.store
         .upsert_product(&product("prod-a", "111111111111"))
         .await
@@ -320,7 +330,7 @@ async fn groups_are_bounded_by_max_batch() {
     for i in 0..80 {
         let s = store.clone();
         tasks.spawn(async move {
-            s.consume_registration_token(&format!("none-{i}"), suite::at(0, 0))
+            s.consume_registration_token(&format!("none-{i}"), at(0, 0))
                 .await
                 .unwrap()
         });
@@ -330,4 +340,24 @@ async fn groups_are_bounded_by_max_batch() {
     assert_eq!(st.commands, 80);
     assert!(st.commits >= 10, "{st:?}");
     assert!(store.integrity_check().await.unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn in_memory_stores_are_private() {
+    let a = SqliteStore::open_in_memory(SqliteOptions::default()).unwrap();
+    let b = SqliteStore::open_in_memory(SqliteOptions::default()).unwrap();
+    let r = row(
+        "mem-1",
+        "111111111111",
+        legacy("prod-a", "c1"),
+        "users",
+        1,
+        q(1),
+    );
+    a.commit_usage(vec![r.clone()]).await.unwrap();
+    assert_eq!(a.usage_by_key(&r.key).await.unwrap(), Some(r.clone()));
+    assert_eq!(b.usage_by_key(&r.key).await.unwrap(), None);
+    assert_eq!(a.schema_version().await.unwrap(), 1);
+    assert_eq!(a.stats().commits, 1);
+    a.ping().await.unwrap();
 }

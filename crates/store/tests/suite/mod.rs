@@ -11,6 +11,64 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use time::{Duration, OffsetDateTime};
 
+// ------------------------------------------------------------------ harness
+
+/// What a backend's test file provides for every case.
+pub trait Fixture: Sized {
+    /// The fresh, empty store the case runs on.
+    fn store(&self) -> Arc<dyn Store>;
+    /// Backend checks after the case (e.g. file integrity).
+    fn check(self) -> impl std::future::Future<Output = ()> + Send;
+}
+
+/// One `#[tokio::test]` per backend-neutral case. `$fresh` is an async fn returning a
+/// [`Fixture`] over a fresh store; a backend's test file needs only
+/// `#[macro_use] mod suite;` and `conformance_tests!(my_fixture);`.
+/// `conformance_tests!(optional my_fixture);` takes an async fn returning `Option<Fixture>`:
+/// `None` (the backend is not reachable, already reported by the fixture) ends the case early.
+/// Cases that spawn concurrent tasks take the `Arc`, the others `&dyn Store`.
+macro_rules! conformance_tests {
+    ($fresh:path) => {
+        conformance_tests!(@list required $fresh);
+    };
+    (optional $fresh:path) => {
+        conformance_tests!(@list optional $fresh);
+    };
+    (@list $mode:ident $fresh:path) => {
+        conformance_tests!(@cases $mode $fresh;
+            catalog_round_trips(store),
+            upserts_are_idempotent(store),
+            dedup_outcomes(store),
+            usage_row_round_trip(store),
+            usage_listing(store),
+            default_listing_limit(store),
+            meter_usage_tokens(store),
+            single_use_token_race(arc),
+            container_session_first_wins(arc),
+            concurrent_overlapping_batches(arc),
+            concurrent_client_tokens(arc),
+        );
+    };
+    (@cases $mode:ident $fresh:path; $($case:ident($kind:ident)),* $(,)?) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn $case() {
+            let f = conformance_tests!(@fresh $mode $fresh);
+            let s = $crate::suite::Fixture::store(&f);
+            conformance_tests!(@call s, $case, $kind);
+            $crate::suite::Fixture::check(f).await;
+        }
+    )*};
+    (@fresh required $fresh:path) => { $fresh().await };
+    (@fresh optional $fresh:path) => {
+        match $fresh().await {
+            Some(f) => f,
+            None => return,
+        }
+    };
+    (@call $s:ident, $case:ident, store) => { $crate::suite::$case(&*$s).await };
+    (@call $s:ident, $case:ident, arc) => { $crate::suite::$case($s.clone()).await };
+}
+
 // ------------------------------------------------------------------ fixtures
 
 /// Instants with microsecond precision (what every backend keeps).
@@ -101,23 +159,23 @@ pub fn row(
     }
 }
 
-fn stored(id: &str) -> UsageOutcome {
+pub fn stored(id: &str) -> UsageOutcome {
     UsageOutcome::Stored {
         metering_record_id: id.into(),
     }
 }
-fn retry(id: &str) -> UsageOutcome {
+pub fn retry(id: &str) -> UsageOutcome {
     UsageOutcome::Retry {
         metering_record_id: id.into(),
     }
 }
-fn duplicate(id: &str) -> UsageOutcome {
+pub fn duplicate(id: &str) -> UsageOutcome {
     UsageOutcome::Duplicate {
         metering_record_id: id.into(),
     }
 }
 
-fn outcome_id(o: &UsageOutcome) -> &str {
+pub fn outcome_id(o: &UsageOutcome) -> &str {
     match o {
         UsageOutcome::Stored { metering_record_id }
         | UsageOutcome::Retry { metering_record_id }
@@ -635,7 +693,7 @@ pub async fn default_listing_limit(s: &dyn Store) {
 
 // ------------------------------------------------------------------ MeterUsage tokens
 
-fn claim(token: &str, fingerprint: &str) -> TokenClaim {
+pub fn claim(token: &str, fingerprint: &str) -> TokenClaim {
     TokenClaim {
         seller_account: SELLER.into(),
         caller_account: "222222222222".into(),
@@ -644,7 +702,7 @@ fn claim(token: &str, fingerprint: &str) -> TokenClaim {
     }
 }
 
-fn workload_row(id: &str, hour: i64, qty: Quantity) -> UsageRecordRow {
+pub fn workload_row(id: &str, hour: i64, qty: Quantity) -> UsageRecordRow {
     let mut r = row(
         id,
         SELLER,
@@ -865,4 +923,60 @@ pub async fn concurrent_overlapping_batches(s: Arc<dyn Store>) {
         assert!(ids[&k].contains(&r.metering_record_id));
         assert_eq!(r.quantity, q(k as i64 + 1));
     }
+}
+
+/// 32 concurrent MeterUsage calls with one client token: half with one set of parameters,
+/// half with another (another usage key). Exactly one call stores its row; the calls with the
+/// winner's parameters replay its id, the others conflict; the loser's row is never stored.
+pub async fn concurrent_client_tokens(s: Arc<dyn Store>) {
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..32 {
+        let s = s.clone();
+        tasks.spawn(async move {
+            let fp = if i % 2 == 0 { "fp-even" } else { "fp-odd" };
+            let hour = if i % 2 == 0 { 20 } else { 21 };
+            let out = s
+                .commit_meter_usage(
+                    Some(claim("tok-race", fp)),
+                    workload_row(&format!("race-{i}"), hour, q(1)),
+                )
+                .await
+                .unwrap();
+            (fp, out)
+        });
+    }
+    let results = tasks.join_all().await;
+    let winners: Vec<_> = results
+        .iter()
+        .filter_map(|(fp, o)| match o {
+            MeterOutcome::Usage(UsageOutcome::Stored { metering_record_id }) => {
+                Some((*fp, metering_record_id.clone()))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(winners.len(), 1, "{results:?}");
+    let (win_fp, win_id) = winners[0].clone();
+    for (fp, o) in &results {
+        match o {
+            MeterOutcome::Usage(UsageOutcome::Stored { .. }) => {}
+            MeterOutcome::TokenReplay { metering_record_id } => {
+                assert_eq!(*fp, win_fp);
+                assert_eq!(*metering_record_id, win_id);
+            }
+            MeterOutcome::TokenConflict => assert_ne!(*fp, win_fp),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(
+        s.client_token("222222222222", "tok-race").await.unwrap(),
+        Some((win_fp.to_string(), win_id.clone()))
+    );
+    let loser_hour = if win_fp == "fp-even" { 21 } else { 20 };
+    assert_eq!(
+        s.usage_by_key(&workload_row("x", loser_hour, q(1)).key)
+            .await
+            .unwrap(),
+        None
+    );
 }
