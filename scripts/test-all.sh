@@ -20,7 +20,7 @@ section() {
 }
 
 done_stage() {
-  stages+=("$current|ok|$(( $(date +%s) - current_start ))")
+  stages+=("$current|${1:-ok}|$(( $(date +%s) - current_start ))")
   current=""
 }
 
@@ -57,8 +57,17 @@ cargo build --workspace --all-targets --locked
 done_stage
 
 section "PostgreSQL: make sure the local server answers (DATABASE_URL wins when set)"
+if [ "${CI:-}" = "true" ]; then export MARKETMETER_REQUIRE_POSTGRES=1; fi
 # CI machines have PostgreSQL installed; this starts it when it is stopped.
-bash scripts/ensure-postgres.sh || echo "warning: PostgreSQL is not reachable; its tests say so"
+postgres=yes
+bash scripts/ensure-postgres.sh || postgres=no
+if [ "$postgres" = no ]; then
+  if [ "${MARKETMETER_REQUIRE_POSTGRES:-}" = 1 ]; then
+    echo "PostgreSQL is required here (CI / MARKETMETER_REQUIRE_POSTGRES=1) but not reachable" >&2
+    exit 1
+  fi
+  printf '\n!!!!!!!!!! PostgreSQL is not reachable: its stages are SKIPPED (set DATABASE_URL)\n\n'
+fi
 done_stage
 
 section "Rust tests: cargo test --workspace --locked"
@@ -68,3 +77,21 @@ done_stage
 section "Python: boto3, AWS CLI v1, raw HTTP, demo (scripts/test-python.sh)"
 MARKETMETER_BIN="$PWD/target/debug/marketmeter" bash scripts/test-python.sh
 done_stage
+
+section "Rust SDK end to end, every server on PostgreSQL (MARKETMETER_TEST_DB=postgres)"
+if [ "$postgres" = yes ]; then
+  MARKETMETER_TEST_DB=postgres cargo test --locked -p marketmeter \
+    --test rust_sdk --test admin_cli --test restart
+  done_stage
+else
+  done_stage SKIPPED
+fi
+
+section "Python: boto3, AWS CLI v1, raw HTTP on PostgreSQL (MARKETMETER_TEST_DB=postgres)"
+if [ "$postgres" = yes ]; then
+  MARKETMETER_TEST_DB=postgres MARKETMETER_BIN="$PWD/target/debug/marketmeter" \
+    bash scripts/test-python.sh --ignore=tests/python/test_demo.py
+  done_stage
+else
+  done_stage SKIPPED
+fi

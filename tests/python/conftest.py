@@ -21,6 +21,7 @@ import datetime as dt
 import json
 import os
 import queue
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -151,6 +152,40 @@ def parse_rfc3339(s: str) -> dt.datetime:
 # Server process
 
 
+class TestDatabase:
+    """Where a test server keeps its data.
+
+    ``MARKETMETER_TEST_DB=postgres`` puts it in a fresh schema of the test PostgreSQL
+    (``DATABASE_URL``, else postgres://postgres@127.0.0.1:5432/test); the server creates the schema
+    on start and ``drop()`` removes it (with ``psql`` when it is installed). Otherwise a SQLite
+    file in the server's temporary directory.
+    """
+
+    def __init__(self, workdir: Path, name: str):
+        self.schema = None
+        backend = os.environ.get("MARKETMETER_TEST_DB", "sqlite") or "sqlite"
+        if backend == "sqlite":
+            self.arg = str(workdir / "db.sqlite3")
+        elif backend == "postgres":
+            self.base = os.environ.get("DATABASE_URL") or "postgres://postgres@127.0.0.1:5432/test"
+            self.schema = f"mm_py_{name}_{os.getpid()}_{time.time_ns()}".replace("-", "_")
+            sep = "&" if "?" in self.base else "?"
+            self.arg = f"{self.base}{sep}options=-c%20search_path%3D{self.schema}&application_name=marketmeter_py"
+        else:
+            raise RuntimeError(f"MARKETMETER_TEST_DB={backend!r}: use sqlite or postgres")
+
+    def drop(self) -> None:
+        if self.schema is None or shutil.which("psql") is None:
+            return
+        subprocess.run(
+            ["psql", "-q", "-X", self.base, "-c", f"DROP SCHEMA IF EXISTS {self.schema} CASCADE"],
+            check=False,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=30,
+        )
+
+
 class Server:
     """A running ``marketmeter serve`` process."""
 
@@ -159,13 +194,14 @@ class Server:
         self.name = name
         self.stderr_path = workdir / "stderr.log"
         self.stdout_lines: list[str] = []
+        self.database = TestDatabase(workdir, name)
         args = [
             str(binary),
             "serve",
             "--listen",
             "127.0.0.1:0",
             "--db",
-            str(workdir / "db.sqlite3"),
+            self.database.arg,
             "--seed",
             str(SEED),
             "--admin-token",
@@ -234,6 +270,7 @@ class Server:
                 self.proc.kill()
                 self.proc.wait(timeout=5)
         self._stderr.close()
+        self.database.drop()
 
     # -- admin API ---------------------------------------------------------------------------
 

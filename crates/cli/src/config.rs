@@ -4,6 +4,7 @@
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use marketmeter_domain::{MeteringConfig, Windows};
+use marketmeter_store::{Database, OpenOptions};
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -37,12 +38,8 @@ pub struct ServeArgs {
     /// Address to listen on. [default: 127.0.0.1:7171]
     #[arg(long, env = "MARKETMETER_LISTEN")]
     pub listen: Option<SocketAddr>,
-    /// Database: a SQLite file path. [default: <data-dir>/marketmeter.sqlite3]
-    #[arg(long, env = "MARKETMETER_DB")]
-    pub db: Option<String>,
-    /// Directory for the default database. [default: .marketmeter]
-    #[arg(long, env = "MARKETMETER_DATA_DIR")]
-    pub data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub database: DbArgs,
     /// Seed file(s) to load at start (idempotent); repeat the flag for several.
     #[arg(long = "seed", env = "MARKETMETER_SEED", value_delimiter = ',')]
     pub seeds: Vec<PathBuf>,
@@ -81,6 +78,76 @@ pub struct ServeArgs {
     pub log_format: Option<LogFormat>,
 }
 
+/// Which database, shared by `serve` and `migrate`.
+#[derive(Debug, Args)]
+pub struct DbArgs {
+    /// Database: a SQLite file path (or sqlite://PATH), or a PostgreSQL URL
+    /// postgres://USER[:PASSWORD]@HOST[:PORT]/DB (the schema is the search_path; add
+    /// ?options=-c%20search_path%3DNAME to choose one, created if missing).
+    /// [default: <data-dir>/marketmeter.sqlite3]
+    #[arg(long, env = "MARKETMETER_DB", hide_env_values = true)]
+    pub db: Option<String>,
+    /// Directory for the default SQLite database. [default: .marketmeter]
+    #[arg(long, env = "MARKETMETER_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// PostgreSQL: most connections this instance opens. [default: 16]
+    #[arg(long, env = "MARKETMETER_DB_POOL")]
+    pub db_pool: Option<usize>,
+}
+
+/// `marketmeter migrate`: bring a database's schema up to date without serving.
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// TOML configuration file (only its database keys are used).
+    #[arg(long, env = "MARKETMETER_CONFIG")]
+    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub database: DbArgs,
+}
+
+impl MigrateArgs {
+    pub fn resolve(self) -> Result<(Database, OpenOptions)> {
+        let file = load_file(self.config.as_deref())?;
+        self.database.resolve(&file)
+    }
+}
+
+impl DbArgs {
+    /// Flags and environment beat the file; then the default SQLite file in the data dir.
+    fn resolve(self, file: &FileConfig) -> Result<(Database, OpenOptions)> {
+        let data_dir = self
+            .data_dir
+            .or_else(|| file.data_dir.clone())
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+        let db = match self.db.or_else(|| file.db.clone()) {
+            Some(name) if name.trim().is_empty() => {
+                bail!("--db is empty; give a SQLite file path or a postgres:// URL")
+            }
+            Some(name) => Database::parse(&name),
+            None => Database::Sqlite(data_dir.join(DB_FILE)),
+        };
+        let mut opts = OpenOptions::default();
+        if let Some(n) = self.db_pool.or(file.db_pool) {
+            if n == 0 {
+                bail!("db_pool must be at least 1");
+            }
+            opts.postgres.max_connections = n;
+        }
+        Ok((db, opts))
+    }
+}
+
+fn load_file(path: Option<&Path>) -> Result<FileConfig> {
+    match path {
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("reading config file {}", p.display()))?;
+            toml::from_str(&text).with_context(|| format!("config file {} is invalid", p.display()))
+        }
+        None => Ok(FileConfig::default()),
+    }
+}
+
 /// The same knobs as a TOML file.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -88,6 +155,7 @@ struct FileConfig {
     listen: Option<SocketAddr>,
     db: Option<String>,
     data_dir: Option<PathBuf>,
+    db_pool: Option<usize>,
     #[serde(default)]
     seed: Vec<PathBuf>,
     auth: Option<AuthArg>,
@@ -106,7 +174,8 @@ struct FileConfig {
 #[derive(Debug)]
 pub struct ServeConfig {
     pub listen: SocketAddr,
-    pub db_path: PathBuf,
+    pub db: Database,
+    pub db_options: OpenOptions,
     pub seeds: Vec<PathBuf>,
     pub demo: bool,
     pub auth: AuthArg,
@@ -134,15 +203,8 @@ fn duration(
 
 impl ServeArgs {
     pub fn resolve(self) -> Result<ServeConfig> {
-        let file: FileConfig = match &self.config {
-            Some(p) => {
-                let text = std::fs::read_to_string(p)
-                    .with_context(|| format!("reading config file {}", p.display()))?;
-                toml::from_str(&text)
-                    .with_context(|| format!("config file {} is invalid", p.display()))?
-            }
-            None => FileConfig::default(),
-        };
+        let file = load_file(self.config.as_deref())?;
+        let (db, db_options) = self.database.resolve(&file)?;
         let defaults = MeteringConfig::default();
         let w = defaults.windows;
         let windows = Windows {
@@ -171,18 +233,6 @@ impl ServeArgs {
                 w.future_skew,
             )?,
         };
-        let db = self.db.or(file.db);
-        let data_dir = self
-            .data_dir
-            .or(file.data_dir)
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
-        let db_path = match db {
-            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-                bail!("PostgreSQL URLs are not supported by this build yet; use a SQLite file path for --db")
-            }
-            Some(path) => PathBuf::from(path.strip_prefix("sqlite://").unwrap_or(&path)),
-            None => data_dir.join(DB_FILE),
-        };
         let mut seeds = file.seed;
         seeds.extend(self.seeds);
         Ok(ServeConfig {
@@ -190,7 +240,8 @@ impl ServeArgs {
                 .listen
                 .or(file.listen)
                 .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("valid default")),
-            db_path,
+            db,
+            db_options,
             seeds,
             demo: self.demo,
             auth: self.auth.or(file.auth).unwrap_or(AuthArg::Sigv4),

@@ -2,6 +2,7 @@
 
 mod admin_client;
 mod config;
+mod migrate;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -24,6 +25,8 @@ struct Cli {
 enum Command {
     /// Run the metering service.
     Serve(config::ServeArgs),
+    /// Create or upgrade a database's schema (serve does this at start too) and exit.
+    Migrate(config::MigrateArgs),
     /// Talk to a running server's admin API.
     Admin(admin_client::AdminArgs),
     /// Check a seed file without starting a server.
@@ -37,6 +40,7 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
+        Command::Migrate(args) => migrate::run(args),
         Command::Admin(args) => admin_client::run(args),
         Command::CheckSeed { file } => config::read_seed(&file).and_then(|s| {
             s.check()?;

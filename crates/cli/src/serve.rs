@@ -4,7 +4,6 @@ use crate::config::{read_seed, AuthArg, LogFormat, ServeArgs, ServeConfig};
 use anyhow::{Context, Result};
 use marketmeter_domain::{Metering, SystemClock};
 use marketmeter_server::{AppState, AuthMode};
-use marketmeter_store::SqliteStore;
 use rand::RngCore;
 use std::sync::Arc;
 
@@ -31,10 +30,8 @@ fn init_logging(format: LogFormat) {
 }
 
 async fn serve(cfg: ServeConfig) -> Result<()> {
-    let store = SqliteStore::open(&cfg.db_path, Default::default())
-        .await
-        .with_context(|| format!("opening the database {}", cfg.db_path.display()))?;
-    let store: Arc<dyn marketmeter_domain::Store> = Arc::new(store);
+    let opened = crate::migrate::open(&cfg.db, &cfg.db_options).await?;
+    let store = opened.store;
     let clock = Arc::new(SystemClock);
     let now = marketmeter_domain::Clock::now(&*clock);
 
@@ -90,7 +87,7 @@ async fn serve(cfg: ServeConfig) -> Result<()> {
         eprintln!("\n!!! {banner}\n");
     }
     println!("marketmeter listening on {url}");
-    println!("database: {}", cfg.db_path.display());
+    println!("database: {}", cfg.db);
     if generated {
         println!("admin token (generated; set --admin-token or MARKETMETER_ADMIN_TOKEN to fix it): {admin_token}");
     }

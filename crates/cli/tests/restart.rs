@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::Server;
+use common::{Db, Server};
 use serde_json::json;
 use std::io::Read;
 
@@ -28,13 +28,13 @@ fn batch(server: &Server, dimension: &str, quantity: i64, ts: i64) -> serde_json
 
 #[test]
 fn acknowledged_records_survive_a_kill_and_retries_keep_their_ids() {
-    let dir = tempfile::tempdir().unwrap();
+    let db = Db::fresh();
     let ts = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64
         - 3600;
-    let server = Server::start_in(dir.path(), &["--auth", "open"]);
+    let server = Server::start_on(&db, &["--auth", "open"]);
     let mut ids = Vec::new();
     for (dim, q) in [("requests", 5), ("storage_gb", 7), ("users", 1)] {
         let out = batch(&server, dim, q, ts);
@@ -48,7 +48,7 @@ fn acknowledged_records_survive_a_kill_and_retries_keep_their_ids() {
     }
     server.kill();
 
-    let server = Server::start_in(dir.path(), &["--auth", "open"]);
+    let server = Server::start_on(&db, &["--auth", "open"]);
     let stored = server.usage_records("e2e-saas");
     assert_eq!(
         stored.len(),

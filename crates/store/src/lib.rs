@@ -10,6 +10,7 @@
 //! * Durability: WAL with `synchronous=FULL`; nothing is acknowledged before COMMIT returns.
 //! * [`SqliteStore::open_in_memory`] gives tests the same store without a file.
 
+mod database;
 mod migrate;
 mod postgres;
 mod read;
@@ -30,20 +31,8 @@ use std::time::Duration;
 use time::OffsetDateTime;
 use writer::{Counters, Writer};
 
+pub use database::{open_store, Database, OpenOptions, Opened};
 pub use postgres::{PgOptions, PgStats, PgStore};
-
-/// Opens the store named by `db`: PostgreSQL for a `postgres://` or `postgresql://` URL,
-/// otherwise SQLite at that path (optionally written `sqlite://PATH`), with default options.
-pub async fn open_store(db: &str) -> Result<Arc<dyn Store>, StoreError> {
-    let lower = db.get(..13).unwrap_or(db).to_ascii_lowercase();
-    if lower.starts_with("postgres://") || lower.starts_with("postgresql://") {
-        return Ok(Arc::new(PgStore::connect(db, PgOptions::default()).await?));
-    }
-    let path = db.strip_prefix("sqlite://").unwrap_or(db);
-    Ok(Arc::new(
-        SqliteStore::open(Path::new(path), SqliteOptions::default()).await?,
-    ))
-}
 
 /// Tuning knobs; the defaults suit a small server.
 #[derive(Debug, Clone)]
@@ -82,6 +71,7 @@ pub struct SqliteStore {
     pool: Pool,
     counters: Arc<Counters>,
     path: PathBuf,
+    migrations_applied: usize,
 }
 
 /// Statements cached per connection; covers every statement the store issues.
@@ -131,7 +121,8 @@ impl SqliteStore {
         let mut conn = Connection::open(&path)
             .map_err(|e| unavailable(&format!("cannot open {}", path.display()), e))?;
         configure_writer(&conn, &opts, durable).map_err(|e| unavailable("configure sqlite", e))?;
-        migrate::apply(&mut conn, migrate::SQLITE).map_err(|e| unavailable("migrate", e))?;
+        let migrations_applied =
+            migrate::apply(&mut conn, migrate::SQLITE).map_err(|e| unavailable("migrate", e))?;
 
         let busy = opts.busy_timeout;
         let manager = SqliteConnectionManager::file(&path).with_init(move |c| {
@@ -154,6 +145,7 @@ impl SqliteStore {
             pool,
             counters,
             path,
+            migrations_applied,
         })
     }
 
@@ -163,6 +155,11 @@ impl SqliteStore {
             commits: self.counters.commits.load(Ordering::Relaxed),
             commands: self.counters.commands.load(Ordering::Relaxed),
         }
+    }
+
+    /// Schema migrations applied when this store was opened.
+    pub fn migrations_applied(&self) -> usize {
+        self.migrations_applied
     }
 
     /// The database file (a `file:` URI for an in-memory store).

@@ -1,28 +1,69 @@
-//! Spawns the real `marketmeter` binary on a free port with the shared e2e seed.
+//! Spawns the real `marketmeter` binary on a free port with the shared e2e seed, on SQLite or,
+//! with `MARKETMETER_TEST_DB=postgres`, on PostgreSQL (see `marketmeter-testpg` for which server).
 #![allow(dead_code)]
 
+use marketmeter_testpg::Schema;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 
 pub const ADMIN_TOKEN: &str = "e2e-admin-token";
 
+/// A fresh database for spawned servers; dropping it deletes it (the SQLite directory, or the
+/// PostgreSQL schema with everything in it).
+pub enum Db {
+    Sqlite(tempfile::TempDir),
+    Postgres(Schema),
+}
+
+impl Db {
+    /// The backend chosen by `MARKETMETER_TEST_DB` (`sqlite`, the default, or `postgres`).
+    pub fn fresh() -> Db {
+        match std::env::var("MARKETMETER_TEST_DB").as_deref() {
+            Ok("postgres") => Db::postgres().unwrap_or_else(|| {
+                panic!("MARKETMETER_TEST_DB=postgres, but no PostgreSQL is reachable (see above)")
+            }),
+            Ok("sqlite") | Ok("") | Err(_) => Db::sqlite(),
+            Ok(other) => panic!("MARKETMETER_TEST_DB={other:?}: use sqlite or postgres"),
+        }
+    }
+
+    pub fn sqlite() -> Db {
+        Db::Sqlite(tempfile::tempdir().unwrap())
+    }
+
+    /// A schema of its own on the test PostgreSQL; None (tests skip, loudly) when there is none.
+    pub fn postgres() -> Option<Db> {
+        Some(Db::Postgres(
+            Schema::create(marketmeter_testpg::base_url()?),
+        ))
+    }
+
+    /// The `--db` value.
+    pub fn arg(&self) -> String {
+        match self {
+            Db::Sqlite(dir) => dir.path().join("db.sqlite3").display().to_string(),
+            Db::Postgres(schema) => schema.url("marketmeter_e2e"),
+        }
+    }
+}
+
 pub struct Server {
     child: Child,
     pub url: String,
-    _dir: Option<tempfile::TempDir>,
+    _db: Option<Db>,
 }
 
 impl Server {
-    /// A server on a fresh temporary database.
+    /// A server on a fresh database of its own.
     pub fn start(extra: &[&str]) -> Server {
-        let dir = tempfile::tempdir().unwrap();
-        let mut server = Server::start_in(dir.path(), extra);
-        server._dir = Some(dir);
+        let db = Db::fresh();
+        let mut server = Server::start_on(&db, extra);
+        server._db = Some(db);
         server
     }
 
-    /// A server on the database in `dir` (kept across restarts by the caller).
-    pub fn start_in(dir: &std::path::Path, extra: &[&str]) -> Server {
+    /// A server on `db`, which the caller keeps (across restarts, or shared by several servers).
+    pub fn start_on(db: &Db, extra: &[&str]) -> Server {
         let seed = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/e2e/seed.toml");
         let mut child = Command::new(env!("CARGO_BIN_EXE_marketmeter"))
             .args([
@@ -35,7 +76,7 @@ impl Server {
                 seed,
                 "--db",
             ])
-            .arg(dir.join("db.sqlite3"))
+            .arg(db.arg())
             .args(extra)
             .env("MARKETMETER_LOG", "warn")
             .stdout(Stdio::piped())
@@ -58,7 +99,7 @@ impl Server {
         Server {
             child,
             url,
-            _dir: None,
+            _db: None,
         }
     }
 

@@ -30,6 +30,7 @@ pub(crate) async fn apply(client: &mut Client, migrations: &[Migration]) -> Stor
     tx.query("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
         .await
         .map_err(pg_err)?;
+    ensure_schema(&tx).await?;
     tx.batch_execute(
         "CREATE TABLE IF NOT EXISTS schema_migrations (
             version    BIGINT PRIMARY KEY,
@@ -69,9 +70,76 @@ pub(crate) async fn apply(client: &mut Client, migrations: &[Migration]) -> Stor
     Ok(ran)
 }
 
+/// A `search_path` naming a schema that does not exist yet (a new tenant, a test) gets that
+/// schema created; runs under the migration lock, so processes starting together do not race.
+async fn ensure_schema(tx: &tokio_postgres::Transaction<'_>) -> StoreResult<()> {
+    let row = tx
+        .query_one(
+            "SELECT current_schema()::TEXT, current_setting('search_path')",
+            &[],
+        )
+        .await
+        .map_err(pg_err)?;
+    let current: Option<String> = row.try_get(0).map_err(pg_err)?;
+    if current.is_some() {
+        return Ok(());
+    }
+    let search_path: String = row.try_get(1).map_err(pg_err)?;
+    let schema = first_schema(&search_path).ok_or_else(|| {
+        StoreError::Invalid(format!(
+            "the search_path {search_path:?} names no schema to create the tables in; \
+             set one with options=-c search_path=NAME in the URL"
+        ))
+    })?;
+    tx.batch_execute(&format!(
+        "CREATE SCHEMA IF NOT EXISTS {}",
+        quote_ident(&schema)
+    ))
+    .await
+    .map_err(pg_err)?;
+    tracing::info!(schema = %schema, "created postgres schema");
+    Ok(())
+}
+
+/// The first schema of a `search_path` setting as PostgreSQL resolves it: unquoted names fold
+/// to lower case, quoted ones are taken as written; `$user` is skipped.
+fn first_schema(search_path: &str) -> Option<String> {
+    search_path
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty() && *s != "$user" && *s != "\"$user\"")
+        .map(
+            |s| match s.strip_prefix('"').and_then(|s| s.strip_suffix('"')) {
+                Some(quoted) => quoted.replace("\"\"", "\""),
+                None => s.to_lowercase(),
+            },
+        )
+        .next()
+}
+
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn first_schema_follows_postgres_rules() {
+        assert_eq!(first_schema("mm_test_1"), Some("mm_test_1".into()));
+        assert_eq!(
+            first_schema("\"$user\", Tenant_A, public"),
+            Some("tenant_a".into())
+        );
+        assert_eq!(
+            first_schema("\"Mixed \"\"Case\"\"\""),
+            Some("Mixed \"Case\"".into())
+        );
+        assert_eq!(first_schema("$user"), None);
+        assert_eq!(first_schema(""), None);
+        assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
+    }
 
     #[test]
     fn versions_are_strictly_increasing() {

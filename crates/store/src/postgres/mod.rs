@@ -68,6 +68,7 @@ pub struct PgStats {
 pub struct PgStore {
     pool: Pool,
     statements: Arc<AtomicU64>,
+    migrations_applied: usize,
 }
 
 /// Maps a database error to the domain error. Integrity and data errors are the caller's input
@@ -174,11 +175,12 @@ impl PgStore {
             .recycle_timeout(Some(opts.connect_timeout))
             .build()
             .map_err(|e| StoreError::Unavailable(format!("postgres pool: {e}")))?;
-        let store = PgStore {
+        let mut store = PgStore {
             pool,
             statements: Arc::new(AtomicU64::new(0)),
+            migrations_applied: 0,
         };
-        store.migrate().await?;
+        store.migrations_applied = store.migrate().await?;
         Ok(store)
     }
 
@@ -186,6 +188,11 @@ impl PgStore {
     pub async fn migrate(&self) -> StoreResult<usize> {
         let mut c = self.client().await?;
         migrate::apply(&mut c, migrate::POSTGRES).await
+    }
+
+    /// Schema migrations applied by [`PgStore::connect`].
+    pub fn migrations_applied(&self) -> usize {
+        self.migrations_applied
     }
 
     /// The schema version recorded in `schema_migrations`.
