@@ -285,9 +285,21 @@ pub fn read_seed(path: &Path) -> Result<marketmeter_domain::seed::Seed> {
 }
 
 pub fn parse_seed(text: &str) -> Result<marketmeter_domain::seed::Seed> {
+    Ok(seed_value(text)?.try_into()?)
+}
+
+/// A TOML seed as the JSON document `POST /admin/v1/catalog` takes (checked first).
+pub fn seed_as_json(text: &str) -> Result<serde_json::Value> {
+    let value = seed_value(text)?;
+    let seed: marketmeter_domain::seed::Seed = value.clone().try_into()?;
+    seed.check()?;
+    Ok(serde_json::to_value(value)?)
+}
+
+fn seed_value(text: &str) -> Result<toml::Value> {
     let mut value: toml::Value = toml::from_str(text)?;
     datetimes_to_strings(&mut value);
-    Ok(value.try_into()?)
+    Ok(value)
 }
 
 fn datetimes_to_strings(v: &mut toml::Value) {

@@ -3,6 +3,7 @@
 //! [`Store`] trait, time is the [`Clock`] trait.
 
 pub mod caller;
+pub mod catalog;
 pub mod clock;
 pub mod dedup;
 pub mod jws;

@@ -2,6 +2,7 @@
 //! health checks, with request ids on every response and panics contained per request.
 
 pub mod admin;
+pub mod admin_catalog;
 pub mod auth;
 pub mod aws;
 pub mod response;
@@ -60,6 +61,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/admin/v1/products/{code}/public-keys/{version}/retire",
             post(admin::retire_public_key),
         )
+        .merge(admin_catalog::routes(state.clone()))
         .route("/health/live", get(|| async { "ok" }))
         .route("/health/ready", get(ready))
         .fallback(aws::fallback)

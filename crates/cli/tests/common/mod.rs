@@ -38,11 +38,12 @@ impl Db {
         ))
     }
 
-    /// The `--db` value.
+    /// The `--db` value. On PostgreSQL the servers' `application_name` is the schema's name, so
+    /// a test can find (and kill) its own servers' connections and no one else's.
     pub fn arg(&self) -> String {
         match self {
             Db::Sqlite(dir) => dir.path().join("db.sqlite3").display().to_string(),
-            Db::Postgres(schema) => schema.url("marketmeter_e2e"),
+            Db::Postgres(schema) => schema.url(&schema.name),
         }
     }
 }
