@@ -153,6 +153,29 @@ pub enum AdminCommand {
         #[arg(long)]
         product_code: Option<String>,
     },
+    /// Subscribe a buyer to a SaaS product as AWS Marketplace does: activate the agreement, mint
+    /// a registration token, POST it to the fulfillment URL, notify the webhooks.
+    Subscribe {
+        #[arg(long)]
+        product_code: String,
+        #[arg(long)]
+        customer_aws_account_id: String,
+        /// A free-trial offer (adds x-amzn-marketplace-offer-type=free-trial).
+        #[arg(long)]
+        free_trial: bool,
+        /// Simulate a failed subscription: only subscribe-fail is sent.
+        #[arg(long)]
+        fail: bool,
+    },
+    /// Unsubscribe a buyer: cancel the agreement, notify unsubscribe-pending and -success.
+    Unsubscribe {
+        #[arg(long)]
+        product_code: String,
+        #[arg(long)]
+        customer_aws_account_id: String,
+    },
+    /// The notification delivery log (webhooks).
+    Notifications,
     /// Apply a seed file (TOML, as for `serve --seed`) to the running server's catalog.
     ApplyCatalog { file: std::path::PathBuf },
     /// Show a container product's RegisterUsage public keys.
@@ -377,6 +400,35 @@ pub fn run(args: AdminArgs) -> Result<()> {
             &with_query("/admin/v1/customers", &[("product_code", product_code)]),
             None,
         )?,
+        AdminCommand::Subscribe {
+            product_code,
+            customer_aws_account_id,
+            free_trial,
+            fail,
+        } => call(
+            &args,
+            "POST",
+            "/admin/v1/subscriptions",
+            Some(json!({
+                "product_code": product_code,
+                "customer_aws_account_id": customer_aws_account_id,
+                "offer_type": free_trial.then_some("free-trial"),
+                "fail": fail,
+            })),
+        )?,
+        AdminCommand::Unsubscribe {
+            product_code,
+            customer_aws_account_id,
+        } => call(
+            &args,
+            "POST",
+            "/admin/v1/subscriptions/cancel",
+            Some(json!({
+                "product_code": product_code,
+                "customer_aws_account_id": customer_aws_account_id,
+            })),
+        )?,
+        AdminCommand::Notifications => call(&args, "GET", "/admin/v1/notifications", None)?,
         AdminCommand::ApplyCatalog { file } => {
             let text = std::fs::read_to_string(file)
                 .with_context(|| format!("reading {}", file.display()))?;

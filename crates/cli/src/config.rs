@@ -76,6 +76,14 @@ pub struct ServeArgs {
     /// Log format. [default: text]
     #[arg(long, env = "MARKETMETER_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
+    /// URL that receives seller notifications (SNS-style JSON: subscribe-success,
+    /// unsubscribe-pending, entitlement-updated, ...); repeat the flag for several.
+    #[arg(long = "webhook", env = "MARKETMETER_WEBHOOKS", value_delimiter = ',')]
+    pub webhooks: Vec<String>,
+    /// How many times a notification is tried per webhook before it is logged failed (back-off
+    /// 0.5 s, doubling). [default: 5]
+    #[arg(long, env = "MARKETMETER_WEBHOOK_ATTEMPTS")]
+    pub webhook_attempts: Option<u32>,
 }
 
 /// Which database, shared by `serve` and `migrate`.
@@ -168,6 +176,9 @@ struct FileConfig {
     token_ttl: Option<String>,
     single_use_tokens: Option<bool>,
     log_format: Option<LogFormat>,
+    #[serde(default)]
+    webhooks: Vec<String>,
+    webhook_attempts: Option<u32>,
 }
 
 /// Everything `serve` needs, resolved.
@@ -183,6 +194,8 @@ pub struct ServeConfig {
     pub metering: MeteringConfig,
     pub signature_skew: Duration,
     pub log_format: LogFormat,
+    pub webhooks: Vec<String>,
+    pub webhook_attempts: u32,
 }
 
 fn duration(
@@ -235,6 +248,17 @@ impl ServeArgs {
         };
         let mut seeds = file.seed;
         seeds.extend(self.seeds);
+        let mut webhooks = file.webhooks;
+        webhooks.extend(self.webhooks);
+        for url in &webhooks {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                bail!("webhook {url:?} must be an http:// or https:// URL");
+            }
+        }
+        let webhook_attempts = self.webhook_attempts.or(file.webhook_attempts).unwrap_or(5);
+        if webhook_attempts == 0 {
+            bail!("webhook_attempts must be at least 1");
+        }
         Ok(ServeConfig {
             listen: self
                 .listen
@@ -272,6 +296,8 @@ impl ServeArgs {
                 .log_format
                 .or(file.log_format)
                 .unwrap_or(LogFormat::Text),
+            webhooks,
+            webhook_attempts,
         })
     }
 }

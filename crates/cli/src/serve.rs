@@ -63,12 +63,20 @@ async fn serve(cfg: ServeConfig) -> Result<()> {
         AuthArg::Sigv4 => AuthMode::SigV4,
         AuthArg::Open => AuthMode::Open,
     };
-    let state = Arc::new(AppState::new(
-        metering.clone(),
-        auth,
-        admin_token.clone(),
-        cfg.signature_skew,
-    ));
+    let notifier = marketmeter_server::notify::Notifier::new(
+        cfg.webhooks.clone(),
+        cfg.webhook_attempts,
+        std::time::Duration::from_millis(500),
+    );
+    let state = Arc::new(
+        AppState::new(
+            metering.clone(),
+            auth,
+            admin_token.clone(),
+            cfg.signature_skew,
+        )
+        .with_notifier(notifier),
+    );
 
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await

@@ -11,6 +11,7 @@ pub mod metering;
 pub mod model;
 pub mod seed;
 pub mod store;
+pub mod subscriptions;
 pub mod tokens;
 pub mod windows;
 

@@ -15,6 +15,7 @@ use marketmeter_domain::catalog::{AgreementSpec, Catalog, NewAccessKey};
 use marketmeter_domain::model::*;
 use marketmeter_domain::seed::Seed;
 use marketmeter_domain::store::AgreementFilter;
+use marketmeter_domain::subscriptions::{Notification, NotificationAction};
 use marketmeter_domain::windows::rfc3339;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -54,7 +55,7 @@ pub fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
         .route_layer(axum::middleware::from_fn_with_state(state, require_token))
 }
 
-async fn require_token(
+pub(crate) async fn require_token(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     req: Request,
@@ -121,7 +122,7 @@ fn product_json(p: &Product) -> Value {
     })
 }
 
-fn agreement_json(a: &Agreement) -> Value {
+pub(crate) fn agreement_json(a: &Agreement) -> Value {
     json!({
         "agreement_id": a.agreement_id,
         "product_code": a.product_code,
@@ -382,9 +383,15 @@ async fn agreement_action(
             )))
         }
     };
-    let a = catalog(&state)
+    let c = catalog(&state);
+    let before = c.agreement(&id, q.seller.as_deref()).await?;
+    let a = c
         .set_agreement_status(&id, q.seller.as_deref(), status)
         .await?;
+    if before.status != a.status {
+        let note = Notification::about(&a, NotificationAction::EntitlementUpdated, false);
+        crate::admin_subscriptions::publish(&state, &[note]);
+    }
     ok(agreement_json(&a))
 }
 

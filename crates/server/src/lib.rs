@@ -3,8 +3,11 @@
 
 pub mod admin;
 pub mod admin_catalog;
+pub mod admin_subscriptions;
 pub mod auth;
 pub mod aws;
+pub mod notify;
+mod outbound;
 pub mod response;
 
 pub use auth::AuthMode;
@@ -23,6 +26,8 @@ pub struct AppState {
     pub admin_token: String,
     pub verify: VerifyConfig,
     pub signing_keys: SigningKeyCache,
+    /// Seller notifications (webhooks); disabled unless set with [`AppState::with_notifier`].
+    pub notifier: notify::Notifier,
 }
 
 impl AppState {
@@ -41,7 +46,13 @@ impl AppState {
                 max_skew,
             },
             signing_keys: SigningKeyCache::default(),
+            notifier: notify::Notifier::disabled(),
         }
+    }
+
+    pub fn with_notifier(mut self, notifier: notify::Notifier) -> Self {
+        self.notifier = notifier;
+        self
     }
 }
 
@@ -62,6 +73,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             post(admin::retire_public_key),
         )
         .merge(admin_catalog::routes(state.clone()))
+        .merge(admin_subscriptions::routes(state.clone()))
         .route("/health/live", get(|| async { "ok" }))
         .route("/health/ready", get(ready))
         .fallback(aws::fallback)

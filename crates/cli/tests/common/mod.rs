@@ -142,3 +142,94 @@ impl Drop for Server {
         let _ = self.child.wait();
     }
 }
+
+/// A local HTTP endpoint that records every request (a seller's fulfillment page, a webhook).
+/// `answer(path, nth)` gives the status and Location for the nth request (from 0) to a path.
+pub struct Receiver {
+    pub url: String,
+    requests: std::sync::Arc<std::sync::Mutex<Vec<Received>>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub method: String,
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Received {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+impl Receiver {
+    pub fn start(answer: fn(&str, usize) -> (u16, Option<&'static str>)) -> Receiver {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::<Received>::new()));
+        let log = requests.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                    continue;
+                }
+                let mut parts = line.split_whitespace();
+                let method = parts.next().unwrap_or_default().to_string();
+                let path = parts.next().unwrap_or_default().to_string();
+                let mut headers = Vec::new();
+                loop {
+                    let mut h = String::new();
+                    if reader.read_line(&mut h).unwrap_or(0) == 0 || h.trim().is_empty() {
+                        break;
+                    }
+                    if let Some((k, v)) = h.trim_end().split_once(':') {
+                        headers.push((k.trim().to_string(), v.trim().to_string()));
+                    }
+                }
+                let len: usize = headers
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+                    .and_then(|(_, v)| v.parse().ok())
+                    .unwrap_or(0);
+                let mut body = vec![0u8; len];
+                let _ = reader.read_exact(&mut body);
+                let nth = {
+                    let mut log = log.lock().unwrap();
+                    let nth = log.iter().filter(|r| r.path == path).count();
+                    log.push(Received {
+                        method,
+                        path: path.clone(),
+                        headers,
+                        body: String::from_utf8_lossy(&body).into_owned(),
+                    });
+                    nth
+                };
+                let (status, location) = answer(&path, nth);
+                let location = location
+                    .map(|l| format!("Location: {l}\r\n"))
+                    .unwrap_or_default();
+                let page = "<html>welcome</html>";
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 {status} X\r\n{location}Content-Length: {}\r\nConnection: close\r\n\r\n{page}",
+                    page.len()
+                );
+            }
+        });
+        Receiver { url, requests }
+    }
+
+    pub fn requests(&self, path: &str) -> Vec<Received> {
+        let log = self.requests.lock().unwrap();
+        log.iter().filter(|r| r.path == path).cloned().collect()
+    }
+}
