@@ -74,6 +74,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .merge(admin_catalog::routes(state.clone()))
         .merge(admin_subscriptions::routes(state.clone()))
+        .route("/admin/openapi.json", get(openapi))
         .route("/health/live", get(|| async { "ok" }))
         .route("/health/ready", get(ready))
         .fallback(aws::fallback)
@@ -82,6 +83,14 @@ pub fn router(state: Arc<AppState>) -> Router {
             panic_response,
         ))
         .layer(axum::middleware::from_fn(request_id))
+}
+
+/// The admin API's OpenAPI 3.1 document (public: it describes, it holds nothing secret).
+async fn openapi() -> impl axum::response::IntoResponse {
+    (
+        [(http::header::CONTENT_TYPE, "application/json")],
+        include_str!("openapi.json"),
+    )
 }
 
 async fn ready(
