@@ -70,12 +70,15 @@ async fn serve(cfg: ServeConfig) -> Result<()> {
         AuthArg::Sigv4 => AuthMode::SigV4,
         AuthArg::Open => AuthMode::Open,
     };
-    let state = Arc::new(AppState::new(
-        metering.clone(),
-        auth,
-        admin_token.clone(),
-        cfg.signature_skew,
-    ));
+    let state = Arc::new(
+        AppState::new(
+            metering.clone(),
+            auth,
+            admin_token.clone(),
+            cfg.signature_skew,
+        )
+        .with_limits(cfg.limits),
+    );
 
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await

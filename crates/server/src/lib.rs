@@ -4,9 +4,11 @@
 pub mod admin;
 pub mod auth;
 pub mod aws;
+pub mod limits;
 pub mod response;
 
 pub use auth::AuthMode;
+pub use limits::Limits;
 
 use axum::routing::{get, post};
 use axum::Router;
@@ -22,6 +24,7 @@ pub struct AppState {
     pub admin_token: String,
     pub verify: VerifyConfig,
     pub signing_keys: SigningKeyCache,
+    pub limits: Limits,
 }
 
 impl AppState {
@@ -40,7 +43,13 @@ impl AppState {
                 max_skew,
             },
             signing_keys: SigningKeyCache::default(),
+            limits: Limits::default(),
         }
+    }
+
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
     }
 }
 
@@ -107,7 +116,6 @@ pub async fn serve(
     state: Arc<AppState>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    let limits = state.limits;
+    limits::serve(listener, router(state), limits, shutdown).await
 }
