@@ -171,7 +171,8 @@ def test_normal_requests_are_served_during_a_slow_client_flood(limited):
         for _ in range(5):
             started = time.monotonic()
             awsjson_error(normal_request(limited), 400, "ValidationException")
-            assert time.monotonic() - started < 0.5 * HEADER_TIMEOUT
+            # Not queued behind the flood (that would take a whole header timeout).
+            assert time.monotonic() - started < HEADER_TIMEOUT
     finally:
         for s in flood:
             s.close()
