@@ -372,20 +372,25 @@ fn kill_cycles(db_arg: &str, seed: &str, label: &str) -> Outcomes {
     Arc::try_unwrap(out).ok().unwrap().into_inner().unwrap()
 }
 
-#[test]
-fn sqlite_survives_sigkill_under_load() {
-    let db = Db::sqlite();
+/// The kill cycles on `db`, then every check against a restarted server (killed again on
+/// return); returns how many records are stored, for the backend's own integrity check.
+fn kill_and_verify(db: &Db, label: &str) -> usize {
     let dir = tempfile::tempdir().unwrap();
     let seed = write_seed(dir.path());
-    let o = kill_cycles(&db.arg(), &seed, "sqlite");
+    let o = kill_cycles(&db.arg(), &seed, label);
     assert!(
         !o.acked.is_empty() && !o.refused.is_empty(),
         "the load never got going"
     );
-    {
-        let server = Server::start_on(&db, &args(&seed));
-        verify(&server, &o);
-    }
+    let server = Server::start_on(db, &args(&seed));
+    verify(&server, &o);
+    stored(&server).len()
+}
+
+#[test]
+fn sqlite_survives_sigkill_under_load() {
+    let db = Db::sqlite();
+    kill_and_verify(&db, "sqlite");
     let Db::Sqlite(tmp) = &db else { unreachable!() };
     let path = tmp.path().join("db.sqlite3");
     let ok = common_runtime().block_on(async {
@@ -433,17 +438,7 @@ fn postgres_survives_sigkill_under_load() {
     let Some(db) = Db::postgres() else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let seed = write_seed(dir.path());
-    let o = kill_cycles(&db.arg(), &seed, "postgres");
-    assert!(
-        !o.acked.is_empty() && !o.refused.is_empty(),
-        "the load never got going"
-    );
-    let server = Server::start_on(&db, &args(&seed));
-    verify(&server, &o);
-    let listed = stored(&server).len();
-    drop(server);
+    let listed = kill_and_verify(&db, "postgres");
     postgres_integrity(&db, listed);
 }
 
