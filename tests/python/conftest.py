@@ -21,6 +21,7 @@ import datetime as dt
 import json
 import os
 import queue
+import re
 import shutil
 import signal
 import subprocess
@@ -98,6 +99,7 @@ CREDS = {
 #   storage_gb  1 tags stored          2 six tags (none)        3 allocation mismatch (none)
 #               4 decimal allocations  5 out-of-bounds batch (none)
 #   users       1 mixed batch          3 fractional timestamp   6 25 records
+#               20 forged / cross-tenant requests (test_security.py; none)
 # legacy identity (ProductCode + CustomerIdentifier cust-e2e-buyer):
 #   requests    7 independence         10 other seller's product (none)   15 success
 #   users       2 identical retry
@@ -108,6 +110,7 @@ CREDS = {
 #   hosts  0 success + retry (errors that store nothing also use 0)   1 DuplicateRequest
 #          2 DryRun, then a real call   3 CLI happy path   4 decimal quantity
 #   cores  0 ClientToken retry   1/2 IdempotencyConflict (2 must stay empty)   3 allocations
+#          5 dry runs and forged requests (test_security.py; must stay empty)
 # MeterUsage on e2e-container, vcpu 1: the ECS task and the EKS pod (separate resources).
 
 # ---------------------------------------------------------------------------------------------
@@ -161,7 +164,7 @@ class TestDatabase:
     file in the server's temporary directory.
     """
 
-    def __init__(self, workdir: Path, name: str):
+    def __init__(self, workdir: Path, name: str, password: str | None = None):
         self.schema = None
         backend = os.environ.get("MARKETMETER_TEST_DB", "sqlite") or "sqlite"
         self.backend = backend
@@ -169,9 +172,13 @@ class TestDatabase:
             self.arg = str(workdir / "db.sqlite3")
         elif backend == "postgres":
             self.base = os.environ.get("DATABASE_URL") or "postgres://postgres@127.0.0.1:5432/test"
+            url = self.base
+            if password is not None:
+                # user@host -> user:password@host (ignored by trust authentication).
+                url = re.sub(r"^(postgres(?:ql)?://[^:@/]+)@", rf"\1:{password}@", url)
             self.schema = f"mm_py_{name}_{os.getpid()}_{time.time_ns()}".replace("-", "_")
-            sep = "&" if "?" in self.base else "?"
-            self.arg = f"{self.base}{sep}options=-c%20search_path%3D{self.schema}&application_name=marketmeter_py"
+            sep = "&" if "?" in url else "?"
+            self.arg = f"{url}{sep}options=-c%20search_path%3D{self.schema}&application_name=marketmeter_py"
         else:
             raise RuntimeError(f"MARKETMETER_TEST_DB={backend!r}: use sqlite or postgres")
 
@@ -190,12 +197,13 @@ class TestDatabase:
 class Server:
     """A running ``marketmeter serve`` process."""
 
-    def __init__(self, binary: Path, workdir: Path, extra_args: list[str], name: str):
+    def __init__(self, binary: Path, workdir: Path, extra_args: list[str], name: str, *, log: str = "warn",
+                 db_password: str | None = None):
         self.workdir = workdir
         self.name = name
         self.stderr_path = workdir / "stderr.log"
         self.stdout_lines: list[str] = []
-        self.database = TestDatabase(workdir, name)
+        self.database = TestDatabase(workdir, name, db_password)
         args = [
             str(binary),
             "serve",
@@ -209,7 +217,7 @@ class Server:
             ADMIN_TOKEN,
             *extra_args,
         ]
-        env = dict(os.environ, MARKETMETER_LOG="warn")
+        env = dict(os.environ, MARKETMETER_LOG=log)
         for var in list(env):
             if var.startswith("MARKETMETER_") and var not in ("MARKETMETER_LOG",):
                 del env[var]
@@ -350,10 +358,11 @@ def marketmeter_bin() -> Path:
     return _binary()
 
 
-def _start(binary: Path, extra: list[str], name: str):
+def _start(binary: Path, extra: list[str], name: str, **options):
+    """A server in a temporary directory; ``options`` go to :class:`Server` (log, db_password)."""
     tmp = tempfile.TemporaryDirectory(prefix=f"marketmeter-py-{name}-")
     try:
-        srv = Server(binary, Path(tmp.name), extra, name)
+        srv = Server(binary, Path(tmp.name), extra, name, **options)
     except Exception:
         tmp.cleanup()
         raise

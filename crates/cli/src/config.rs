@@ -84,6 +84,16 @@ pub struct ServeArgs {
     /// 0.5 s, doubling). [default: 5]
     #[arg(long, env = "MARKETMETER_WEBHOOK_ATTEMPTS")]
     pub webhook_attempts: Option<u32>,
+    /// Connections served at once; more clients wait in the listen backlog. [default: 1024]
+    #[arg(long, env = "MARKETMETER_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// How long a client may take to send a request's headers (also the idle keep-alive
+    /// limit). [default: 10s]
+    #[arg(long, env = "MARKETMETER_HEADER_TIMEOUT")]
+    pub header_timeout: Option<humantime::Duration>,
+    /// How long a client may take to send a request's body. [default: 30s]
+    #[arg(long, env = "MARKETMETER_BODY_TIMEOUT")]
+    pub body_timeout: Option<humantime::Duration>,
 }
 
 /// Which database, shared by `serve` and `migrate`.
@@ -179,6 +189,9 @@ struct FileConfig {
     #[serde(default)]
     webhooks: Vec<String>,
     webhook_attempts: Option<u32>,
+    max_connections: Option<usize>,
+    header_timeout: Option<String>,
+    body_timeout: Option<String>,
 }
 
 /// Everything `serve` needs, resolved.
@@ -196,6 +209,7 @@ pub struct ServeConfig {
     pub log_format: LogFormat,
     pub webhooks: Vec<String>,
     pub webhook_attempts: u32,
+    pub limits: marketmeter_server::Limits,
 }
 
 fn duration(
@@ -246,6 +260,11 @@ impl ServeArgs {
                 w.future_skew,
             )?,
         };
+        let limits = limits(
+            self.max_connections.or(file.max_connections),
+            (self.header_timeout, file.header_timeout.as_deref()),
+            (self.body_timeout, file.body_timeout.as_deref()),
+        )?;
         let mut seeds = file.seed;
         seeds.extend(self.seeds);
         let mut webhooks = file.webhooks;
@@ -298,8 +317,36 @@ impl ServeArgs {
                 .unwrap_or(LogFormat::Text),
             webhooks,
             webhook_attempts,
+            limits,
         })
     }
+}
+
+type DurationSources<'a> = (Option<humantime::Duration>, Option<&'a str>);
+
+/// Connection limits; zero values are refused (they would stop the server from serving).
+fn limits(
+    max_connections: Option<usize>,
+    header: DurationSources,
+    body: DurationSources,
+) -> Result<marketmeter_server::Limits> {
+    let d = marketmeter_server::Limits::default();
+    let positive = |flag, file, key: &str, default: std::time::Duration| -> Result<_> {
+        let v = duration(flag, file, key, Duration::try_from(default)?)?;
+        if v <= Duration::ZERO {
+            bail!("{key} must be longer than zero");
+        }
+        Ok(std::time::Duration::try_from(v)?)
+    };
+    let max_connections = max_connections.unwrap_or(d.max_connections);
+    if max_connections == 0 {
+        bail!("max_connections must be at least 1");
+    }
+    Ok(marketmeter_server::Limits {
+        max_connections,
+        header_timeout: positive(header.0, header.1, "header_timeout", d.header_timeout)?,
+        body_timeout: positive(body.0, body.1, "body_timeout", d.body_timeout)?,
+    })
 }
 
 /// Reads a TOML seed file. TOML datetimes become RFC 3339 strings first, so the domain's
@@ -385,6 +432,21 @@ ends = 2027-01-01T00:00:00Z
             .unwrap()
             .check()
             .unwrap();
+    }
+
+    #[test]
+    fn limits_come_from_the_file_and_refuse_zero() {
+        let l = limits(Some(8), (None, Some("2s")), (None, Some("500ms"))).unwrap();
+        assert_eq!(l.max_connections, 8);
+        assert_eq!(l.header_timeout, std::time::Duration::from_secs(2));
+        assert_eq!(l.body_timeout, std::time::Duration::from_millis(500));
+        assert_eq!(
+            limits(None, (None, None), (None, None)).unwrap(),
+            marketmeter_server::Limits::default()
+        );
+        assert!(limits(Some(0), (None, None), (None, None)).is_err());
+        assert!(limits(None, (None, Some("0s")), (None, None)).is_err());
+        assert!(limits(None, (None, None), (None, Some("soon"))).is_err());
     }
 
     #[test]

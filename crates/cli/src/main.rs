@@ -24,7 +24,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the metering service.
-    Serve(config::ServeArgs),
+    Serve(Box<config::ServeArgs>),
     /// Create or upgrade a database's schema (serve does this at start too) and exit.
     Migrate(config::MigrateArgs),
     /// Talk to a running server's admin API.
@@ -39,7 +39,7 @@ enum Command {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve(args) => serve::run(args),
+        Command::Serve(args) => serve::run(*args),
         Command::Migrate(args) => migrate::run(args),
         Command::Admin(args) => admin_client::run(args),
         Command::CheckSeed { file } => config::read_seed(&file).and_then(|s| {

@@ -17,9 +17,16 @@ pub fn run(args: ServeArgs) -> Result<()> {
         .block_on(serve(cfg))
 }
 
+/// Targets whose debug output carries secrets (tokio-postgres logs every query's parameters,
+/// access keys' secrets among them); they never log below info, whatever MARKETMETER_LOG says.
+const SECRET_BEARING_TARGETS: &[&str] = &["tokio_postgres=info"];
+
 fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("MARKETMETER_LOG")
+    let mut filter = tracing_subscriber::EnvFilter::try_from_env("MARKETMETER_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    for directive in SECRET_BEARING_TARGETS {
+        filter = filter.add_directive(directive.parse().expect("valid directive"));
+    }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -75,7 +82,8 @@ async fn serve(cfg: ServeConfig) -> Result<()> {
             admin_token.clone(),
             cfg.signature_skew,
         )
-        .with_notifier(notifier),
+        .with_notifier(notifier)
+        .with_limits(cfg.limits),
     );
 
     let listener = tokio::net::TcpListener::bind(cfg.listen)

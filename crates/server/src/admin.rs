@@ -14,6 +14,7 @@ use marketmeter_domain::windows::rfc3339;
 use marketmeter_domain::{jws, AdminError};
 use serde::Deserialize;
 use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
@@ -59,14 +60,17 @@ pub(crate) fn bad_request(m: impl Into<String>) -> AdminFailure {
     AdminFailure(StatusCode::BAD_REQUEST, "BadRequest", m.into())
 }
 
-/// Constant-time bearer token check.
+/// Constant-time bearer token check. Both sides are hashed first so that neither the
+/// position of the first differing byte nor the token's length shows in the timing.
 pub(crate) fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), AdminFailure> {
     let presented = headers
         .get(http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");
-    if bool::from(presented.as_bytes().ct_eq(state.admin_token.as_bytes())) {
+    let presented = Sha256::digest(presented.as_bytes());
+    let expected = Sha256::digest(state.admin_token.as_bytes());
+    if bool::from(presented.ct_eq(&expected)) {
         Ok(())
     } else {
         Err(AdminFailure(

@@ -42,7 +42,9 @@ async fn serve_operation(
     let target = headers.get("x-amz-target").and_then(|v| v.to_str().ok());
     let op = Operation::from_target(target)?;
     check_content_type(headers)?;
-    let body = read_body(headers, body).await?;
+    let body = tokio::time::timeout(state.limits.body_timeout, read_body(headers, body))
+        .await
+        .map_err(|_| body_timeout(state.limits.body_timeout))??;
     let caller = authenticate(state, method.as_str(), uri, headers, &body).await?;
     let m = &state.metering;
     tracing::debug!(operation = op.name(), account = ?caller.account_id, "request");
@@ -71,6 +73,16 @@ fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
 
 fn too_large() -> ApiError {
     ApiError::new(ErrorCode::RequestEntityTooLarge, format!("request body is larger than {MAX_BODY_BYTES} bytes (the 1 MB limit); send fewer records per request"))
+}
+
+fn body_timeout(limit: std::time::Duration) -> ApiError {
+    ApiError::new(
+        ErrorCode::RequestTimeout,
+        format!(
+            "the request body did not arrive within {} s; send it without pauses",
+            limit.as_secs_f64()
+        ),
+    )
 }
 
 /// How much of an oversize body is read and thrown away before answering 413, so that clients

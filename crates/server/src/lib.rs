@@ -8,9 +8,11 @@ pub mod auth;
 pub mod aws;
 pub mod notify;
 mod outbound;
+pub mod limits;
 pub mod response;
 
 pub use auth::AuthMode;
+pub use limits::Limits;
 
 use axum::routing::{get, post};
 use axum::Router;
@@ -28,6 +30,7 @@ pub struct AppState {
     pub signing_keys: SigningKeyCache,
     /// Seller notifications (webhooks); disabled unless set with [`AppState::with_notifier`].
     pub notifier: notify::Notifier,
+    pub limits: Limits,
 }
 
 impl AppState {
@@ -47,11 +50,17 @@ impl AppState {
             },
             signing_keys: SigningKeyCache::default(),
             notifier: notify::Notifier::disabled(),
+            limits: Limits::default(),
         }
     }
 
     pub fn with_notifier(mut self, notifier: notify::Notifier) -> Self {
         self.notifier = notifier;
+        self
+    }
+
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
         self
     }
 }
@@ -130,7 +139,6 @@ pub async fn serve(
     state: Arc<AppState>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    let limits = state.limits;
+    limits::serve(listener, router(state), limits, shutdown).await
 }

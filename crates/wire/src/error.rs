@@ -39,10 +39,12 @@ pub enum ErrorCode {
     DryRunOperation,
     /// A body over the 1 MB request limit (the customary AWS name, status 413).
     RequestEntityTooLarge,
+    /// The client did not send its body within the server's deadline (status 408).
+    RequestTimeout,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 29] = [
+    pub const ALL: [ErrorCode; 30] = [
         Self::CustomerNotEntitled,
         Self::DisabledApi,
         Self::DuplicateRequest,
@@ -72,6 +74,7 @@ impl ErrorCode {
         Self::MissingAuthenticationToken,
         Self::DryRunOperation,
         Self::RequestEntityTooLarge,
+        Self::RequestTimeout,
     ];
 
     /// The bare shape name sent as body `__type` and header `x-amzn-ErrorType`.
@@ -106,6 +109,7 @@ impl ErrorCode {
             Self::MissingAuthenticationToken => "MissingAuthenticationTokenException",
             Self::DryRunOperation => "DryRunOperation",
             Self::RequestEntityTooLarge => "RequestEntityTooLargeException",
+            Self::RequestTimeout => "RequestTimeoutException",
         }
     }
 
@@ -116,6 +120,7 @@ impl ErrorCode {
             Self::InternalServiceError => 500,
             Self::IdempotencyConflict => 409,
             Self::RequestEntityTooLarge => 413,
+            Self::RequestTimeout => 408,
             Self::UnrecognizedClient
             | Self::InvalidSignature
             | Self::IncompleteSignature

@@ -42,8 +42,17 @@ impl Db {
     /// a test can find (and kill) its own servers' connections and no one else's.
     pub fn arg(&self) -> String {
         match self {
+            Db::Postgres(schema) => self.arg_as(&schema.name),
+            Db::Sqlite(_) => self.arg_as("marketmeter_e2e"),
+        }
+    }
+
+    /// The `--db` value, with this PostgreSQL `application_name` (so that a test can find its
+    /// own server's connections in `pg_stat_activity`).
+    pub fn arg_as(&self, application_name: &str) -> String {
+        match self {
             Db::Sqlite(dir) => dir.path().join("db.sqlite3").display().to_string(),
-            Db::Postgres(schema) => schema.url(&schema.name),
+            Db::Postgres(schema) => schema.url(application_name),
         }
     }
 }
@@ -65,6 +74,11 @@ impl Server {
 
     /// A server on `db`, which the caller keeps (across restarts, or shared by several servers).
     pub fn start_on(db: &Db, extra: &[&str]) -> Server {
+        Server::start_on_arg(&db.arg(), extra)
+    }
+
+    /// A server on the database `db_arg` (a `--db` value).
+    pub fn start_on_arg(db_arg: &str, extra: &[&str]) -> Server {
         let seed = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/e2e/seed.toml");
         let mut child = Command::new(env!("CARGO_BIN_EXE_marketmeter"))
             .args([
@@ -77,7 +91,7 @@ impl Server {
                 seed,
                 "--db",
             ])
-            .arg(db.arg())
+            .arg(db_arg)
             .args(extra)
             .env("MARKETMETER_LOG", "warn")
             .stdout(Stdio::piped())
