@@ -2,6 +2,7 @@
 
 use crate::config::{read_seed, AuthArg, LogFormat, ServeArgs, ServeConfig};
 use anyhow::{Context, Result};
+use marketmeter_domain::store::CommitObserverRef;
 use marketmeter_domain::{Metering, SystemClock};
 use marketmeter_server::{AppState, AuthMode};
 use rand::RngCore;
@@ -30,7 +31,12 @@ fn init_logging(format: LogFormat) {
 }
 
 async fn serve(cfg: ServeConfig) -> Result<()> {
-    let opened = crate::migrate::open(&cfg.db, &cfg.db_options).await?;
+    let metrics = Arc::new(marketmeter_server::metrics::Metrics::new());
+    let mut db_options = cfg.db_options.clone();
+    let observer = CommitObserverRef(metrics.clone());
+    db_options.sqlite.commit_observer = Some(observer.clone());
+    db_options.postgres.commit_observer = Some(observer);
+    let opened = crate::migrate::open(&cfg.db, &db_options).await?;
     let store = opened.store;
     let clock = Arc::new(SystemClock);
     let now = marketmeter_domain::Clock::now(&*clock);
@@ -63,12 +69,15 @@ async fn serve(cfg: ServeConfig) -> Result<()> {
         AuthArg::Sigv4 => AuthMode::SigV4,
         AuthArg::Open => AuthMode::Open,
     };
-    let state = Arc::new(AppState::new(
-        metering.clone(),
-        auth,
-        admin_token.clone(),
-        cfg.signature_skew,
-    ));
+    let state = Arc::new(
+        AppState::new(
+            metering.clone(),
+            auth,
+            admin_token.clone(),
+            cfg.signature_skew,
+        )
+        .with_metrics(metrics),
+    );
 
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await

@@ -146,3 +146,22 @@ pub trait Store: Send + Sync + 'static {
     /// Liveness of the underlying database.
     async fn ping(&self) -> StoreResult<()>;
 }
+
+/// Told about every write transaction a store commits, for metrics. Called on the store's
+/// write path, so implementations must be cheap (atomic counters, histograms).
+pub trait CommitObserver: Send + Sync + 'static {
+    /// `writes`: write requests that shared the transaction (the SQLite group-commit size;
+    /// always 1 on PostgreSQL, where each request commits on its own). `elapsed`: from BEGIN
+    /// to the end of COMMIT. `ok`: whether it committed.
+    fn committed(&self, writes: usize, elapsed: std::time::Duration, ok: bool);
+}
+
+/// A shareable [`CommitObserver`] that store options can carry (and print).
+#[derive(Clone)]
+pub struct CommitObserverRef(pub std::sync::Arc<dyn CommitObserver>);
+
+impl std::fmt::Debug for CommitObserverRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CommitObserver")
+    }
+}

@@ -47,8 +47,16 @@ async fn serve_operation(
     let m = &state.metering;
     tracing::debug!(operation = op.name(), account = ?caller.account_id, "request");
     Ok(match decode_request(op, &body)? {
-        Request::BatchMeterUsage(r) => ok_response(&m.batch_meter_usage(&caller, r).await?),
-        Request::MeterUsage(r) => ok_response(&m.meter_usage(&caller, r).await?),
+        Request::BatchMeterUsage(r) => {
+            let result = m.batch_meter_usage(&caller, r).await?;
+            state.metrics.batch_records(&result);
+            ok_response(&result)
+        }
+        Request::MeterUsage(r) => {
+            let result = m.meter_usage(&caller, r).await?;
+            state.metrics.meter_record();
+            ok_response(&result)
+        }
         Request::RegisterUsage(r) => ok_response(&m.register_usage(&caller, r).await?),
         Request::ResolveCustomer(r) => ok_response(&m.resolve_customer(&caller, r).await?),
     })

@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod auth;
 pub mod aws;
+pub mod metrics;
 pub mod response;
 
 pub use auth::AuthMode;
@@ -22,6 +23,7 @@ pub struct AppState {
     pub admin_token: String,
     pub verify: VerifyConfig,
     pub signing_keys: SigningKeyCache,
+    pub metrics: Arc<metrics::Metrics>,
 }
 
 impl AppState {
@@ -40,13 +42,26 @@ impl AppState {
                 max_skew,
             },
             signing_keys: SigningKeyCache::default(),
+            metrics: Arc::default(),
         }
+    }
+
+    /// Uses `metrics` (shared with the store's commit observer) instead of a private set.
+    pub fn with_metrics(mut self, metrics: Arc<metrics::Metrics>) -> Self {
+        self.metrics = metrics;
+        self
     }
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
-        .route("/", post(aws::handle))
+        .route(
+            "/",
+            post(aws::handle).layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                metrics::observe,
+            )),
+        )
         .route(
             "/admin/v1/registration-tokens",
             post(admin::create_registration_token),
@@ -62,6 +77,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/health/live", get(|| async { "ok" }))
         .route("/health/ready", get(ready))
+        .route("/metrics", get(metrics::scrape))
         .fallback(aws::fallback)
         .with_state(state)
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(

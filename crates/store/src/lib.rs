@@ -43,6 +43,8 @@ pub struct SqliteOptions {
     pub busy_timeout: Duration,
     /// Most write commands committed in one transaction.
     pub max_batch: usize,
+    /// Told about every group commit (metrics).
+    pub commit_observer: Option<CommitObserverRef>,
 }
 
 impl Default for SqliteOptions {
@@ -51,6 +53,7 @@ impl Default for SqliteOptions {
             readers: 4,
             busy_timeout: Duration::from_secs(5),
             max_batch: 256,
+            commit_observer: None,
         }
     }
 }
@@ -138,7 +141,7 @@ impl SqliteStore {
             .map_err(|e| unavailable("read pool", e))?;
 
         let counters = Arc::new(Counters::default());
-        let writer = Writer::spawn(conn, opts.max_batch, counters.clone())
+        let writer = Writer::spawn(conn, opts.max_batch, counters.clone(), opts.commit_observer)
             .map_err(|e| unavailable("cannot start the writer thread", e))?;
         Ok(SqliteStore {
             writer,

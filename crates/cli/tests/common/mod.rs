@@ -51,6 +51,8 @@ pub struct Server {
     child: Child,
     pub url: String,
     _db: Option<Db>,
+    /// The server's log output, when started with [`Server::start_logged`].
+    pub stderr: Option<std::process::ChildStderr>,
 }
 
 impl Server {
@@ -62,8 +64,20 @@ impl Server {
         server
     }
 
+    /// A server on a fresh database whose log lines (filter `log`) are kept in `stderr`.
+    pub fn start_logged(extra: &[&str], log: &str) -> Server {
+        let db = Db::fresh();
+        let mut server = Server::spawn(&db, extra, Some(log));
+        server._db = Some(db);
+        server
+    }
+
     /// A server on `db`, which the caller keeps (across restarts, or shared by several servers).
     pub fn start_on(db: &Db, extra: &[&str]) -> Server {
+        Server::spawn(db, extra, None)
+    }
+
+    fn spawn(db: &Db, extra: &[&str], log: Option<&str>) -> Server {
         let seed = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/e2e/seed.toml");
         let mut child = Command::new(env!("CARGO_BIN_EXE_marketmeter"))
             .args([
@@ -78,9 +92,13 @@ impl Server {
             ])
             .arg(db.arg())
             .args(extra)
-            .env("MARKETMETER_LOG", "warn")
+            .env("MARKETMETER_LOG", log.unwrap_or("warn"))
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(if log.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::inherit()
+            })
             .spawn()
             .expect("spawn marketmeter");
         let stdout = child.stdout.take().unwrap();
@@ -96,10 +114,12 @@ impl Server {
         };
         // Keep draining stdout so the server never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
+        let stderr = child.stderr.take();
         Server {
             child,
             url,
             _db: None,
+            stderr,
         }
     }
 
@@ -128,6 +148,14 @@ impl Server {
 }
 
 impl Server {
+    /// SIGTERM, then waits for the process: the exit status of a graceful shutdown.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(sent.success(), "kill -TERM {pid}");
+        self.child.wait().unwrap()
+    }
+
     /// SIGKILL: no graceful shutdown, as in a crash.
     pub fn kill(mut self) {
         let _ = self.child.kill();
@@ -140,4 +168,46 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The Rust SDK client of `creds` (access key, secret, session token) against `url`. Retries
+/// are off: every attempt the test makes reaches the server exactly once.
+pub fn sdk_client(
+    url: &str,
+    creds: (&str, &str, Option<&str>),
+    region: &str,
+) -> aws_sdk_marketplacemetering::Client {
+    use aws_sdk_marketplacemetering::config;
+    let credentials = aws_credential_types::Credentials::new(
+        creds.0,
+        creds.1,
+        creds.2.map(str::to_string),
+        None,
+        "e2e",
+    );
+    let conf = config::Config::builder()
+        .behavior_version(config::BehaviorVersion::latest())
+        .region(config::Region::new(region.to_string()))
+        .endpoint_url(url)
+        .credentials_provider(credentials)
+        .http_client(aws_smithy_http_client::Builder::new().build_http())
+        .retry_config(config::retry::RetryConfig::disabled())
+        .build();
+    aws_sdk_marketplacemetering::Client::from_conf(conf)
+}
+
+/// The value of the sample of `metric` whose labels include every `labels` pair
+/// (Prometheus text format); None when there is no such sample.
+pub fn metric(text: &str, metric: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.rsplit_once(' '))
+        .find(|(series, _)| {
+            let (name, rest) = series.split_once('{').unwrap_or((series, ""));
+            name == metric
+                && labels
+                    .iter()
+                    .all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")))
+        })
+        .and_then(|(_, value)| value.parse().ok())
 }

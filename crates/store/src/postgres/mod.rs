@@ -45,6 +45,8 @@ pub struct PgOptions {
     pub wait_timeout: Duration,
     /// `application_name` of the connections, unless the URL sets one.
     pub application_name: String,
+    /// Told about every usage transaction (metrics).
+    pub commit_observer: Option<CommitObserverRef>,
 }
 
 impl Default for PgOptions {
@@ -54,6 +56,7 @@ impl Default for PgOptions {
             connect_timeout: Duration::from_secs(5),
             wait_timeout: Duration::from_secs(10),
             application_name: "marketmeter".into(),
+            commit_observer: None,
         }
     }
 }
@@ -69,6 +72,7 @@ pub struct PgStore {
     pool: Pool,
     statements: Arc<AtomicU64>,
     migrations_applied: usize,
+    observer: Option<CommitObserverRef>,
 }
 
 /// Maps a database error to the domain error. Integrity and data errors are the caller's input
@@ -179,9 +183,17 @@ impl PgStore {
             pool,
             statements: Arc::new(AtomicU64::new(0)),
             migrations_applied: 0,
+            observer: opts.commit_observer.clone(),
         };
         store.migrations_applied = store.migrate().await?;
         Ok(store)
+    }
+
+    /// Reports one usage transaction to the commit observer (each request commits alone).
+    fn observe(&self, started: std::time::Instant, ok: bool) {
+        if let Some(o) = &self.observer {
+            o.0.committed(1, started.elapsed(), ok);
+        }
     }
 
     /// Applies pending migrations (done by [`PgStore::connect`]); returns how many ran.
@@ -479,13 +491,20 @@ impl Store for PgStore {
         if rows.is_empty() {
             return Ok(Vec::new());
         }
+        let started = std::time::Instant::now();
         let mut c = self.client().await?;
         self.count(1);
         let tx = c.transaction().await.map_err(pg_err)?;
-        let out = write::offer_usage(&self.db(&tx), &rows).await?;
-        self.count(1);
-        tx.commit().await.map_err(pg_err)?;
-        Ok(out)
+        let out = write::offer_usage(&self.db(&tx), &rows).await;
+        let out = match out {
+            Ok(out) => {
+                self.count(1);
+                tx.commit().await.map_err(pg_err).map(|()| out)
+            }
+            Err(e) => Err(e),
+        };
+        self.observe(started, out.is_ok());
+        out
     }
 
     async fn commit_meter_usage(
@@ -500,6 +519,7 @@ impl Store for PgStore {
                 .map(MeterOutcome::Usage)
                 .ok_or_else(|| StoreError::Unavailable("postgres: no outcome".into()));
         };
+        let started = std::time::Instant::now();
         let mut c = self.client().await?;
         self.count(1);
         let tx = c.transaction().await.map_err(pg_err)?;
@@ -551,7 +571,9 @@ impl Store for PgStore {
                 )
                 .await?;
                 self.count(1);
-                tx.commit().await.map_err(pg_err)?;
+                let committed = tx.commit().await.map_err(pg_err);
+                self.observe(started, committed.is_ok());
+                committed?;
             }
             // A duplicate is refused, so its token stays free (nothing was written: the
             // transaction is rolled back when dropped).
