@@ -51,25 +51,57 @@ pub enum AdminCommand {
         #[arg(long)]
         pem: Option<i64>,
     },
+    /// Show the metering clock; with `--clock manual`, set or advance it.
+    Clock {
+        #[command(subcommand)]
+        action: Option<crate::controls_client::ClockAction>,
+    },
+    /// Inject faults into the AWS operations (list, add, remove, clear).
+    Faults {
+        #[command(subcommand)]
+        action: Option<crate::controls_client::FaultAction>,
+    },
+    /// Show AWS request quotas, or turn them on or off.
+    Quotas {
+        #[command(subcommand)]
+        action: Option<crate::controls_client::QuotaAction>,
+    },
+    /// Delete all metering state (usage, client tokens, registration tokens, container
+    /// sessions) for a fresh test; the catalog stays.
+    Reset {
+        /// Confirm: this deletes every usage record on the server.
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
-fn call(args: &AdminArgs, method: &str, path: &str, body: Option<Value>) -> Result<Value> {
+pub(crate) fn call(
+    args: &AdminArgs,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> Result<Value> {
     let url = format!("{}{}", args.endpoint.trim_end_matches('/'), path);
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .build()
         .into();
     let auth = format!("Bearer {}", args.admin_token);
-    let resp = match body {
-        Some(b) => agent
+    let resp = match (method, body) {
+        ("POST", Some(b)) => agent
             .post(&url)
             .header("Authorization", &auth)
             .send_json(&b),
-        None if method == "GET" => agent.get(&url).header("Authorization", &auth).call(),
-        None => bail!("unsupported method {method}"),
+        ("PUT", Some(b)) => agent.put(&url).header("Authorization", &auth).send_json(&b),
+        ("GET", None) => agent.get(&url).header("Authorization", &auth).call(),
+        ("DELETE", None) => agent.delete(&url).header("Authorization", &auth).call(),
+        (method, _) => bail!("unsupported method {method}"),
     }
     .with_context(|| format!("could not reach {url}; is `marketmeter serve` running there?"))?;
     let status = resp.status();
+    if status.as_u16() == 204 {
+        return Ok(json!({}));
+    }
     let value: Value = resp
         .into_body()
         .read_json()
@@ -155,12 +187,16 @@ pub fn run(args: AdminArgs) -> Result<()> {
             }
             v
         }
+        AdminCommand::Clock { action } => crate::controls_client::clock(&args, action.as_ref())?,
+        AdminCommand::Faults { action } => crate::controls_client::faults(&args, action.as_ref())?,
+        AdminCommand::Quotas { action } => crate::controls_client::quotas(&args, action.as_ref())?,
+        AdminCommand::Reset { yes } => crate::controls_client::reset(&args, *yes)?,
     };
     println!("{}", serde_json::to_string_pretty(&out)?);
     Ok(())
 }
 
-fn urlencode(s: &str) -> String {
+pub(crate) fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {

@@ -25,6 +25,15 @@ pub enum AuthArg {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
 #[serde(rename_all = "lowercase")]
+pub enum ClockArg {
+    /// The machine's clock.
+    System,
+    /// Starts at the machine's time, then moves only through the admin API (tests).
+    Manual,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     Text,
     Json,
@@ -76,6 +85,13 @@ pub struct ServeArgs {
     /// Log format. [default: text]
     #[arg(long, env = "MARKETMETER_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
+    /// The metering rules' clock; `manual` lets the admin API set and advance it. [default: system]
+    #[arg(long, env = "MARKETMETER_CLOCK", value_enum)]
+    pub clock: Option<ClockArg>,
+    /// Enforce AWS's request quotas (10/10/5 per second per account and region for
+    /// BatchMeterUsage/MeterUsage/RegisterUsage) with ThrottlingException. [default: false]
+    #[arg(long, env = "MARKETMETER_AWS_QUOTAS")]
+    pub aws_quotas: Option<bool>,
 }
 
 /// Which database, shared by `serve` and `migrate`.
@@ -168,6 +184,8 @@ struct FileConfig {
     token_ttl: Option<String>,
     single_use_tokens: Option<bool>,
     log_format: Option<LogFormat>,
+    clock: Option<ClockArg>,
+    aws_quotas: Option<bool>,
 }
 
 /// Everything `serve` needs, resolved.
@@ -183,6 +201,8 @@ pub struct ServeConfig {
     pub metering: MeteringConfig,
     pub signature_skew: Duration,
     pub log_format: LogFormat,
+    pub clock: ClockArg,
+    pub aws_quotas: bool,
 }
 
 fn duration(
@@ -272,6 +292,8 @@ impl ServeArgs {
                 .log_format
                 .or(file.log_format)
                 .unwrap_or(LogFormat::Text),
+            clock: self.clock.or(file.clock).unwrap_or(ClockArg::System),
+            aws_quotas: self.aws_quotas.or(file.aws_quotas).unwrap_or(false),
         })
     }
 }

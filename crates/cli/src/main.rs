@@ -2,6 +2,7 @@
 
 mod admin_client;
 mod config;
+mod controls_client;
 mod migrate;
 mod serve;
 

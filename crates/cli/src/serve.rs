@@ -1,9 +1,9 @@
 //! `marketmeter serve`: open the store, load seeds, print what a newcomer needs, serve.
 
-use crate::config::{read_seed, AuthArg, LogFormat, ServeArgs, ServeConfig};
+use crate::config::{read_seed, AuthArg, ClockArg, LogFormat, ServeArgs, ServeConfig};
 use anyhow::{Context, Result};
 use marketmeter_domain::store::CommitObserverRef;
-use marketmeter_domain::{Metering, SystemClock};
+use marketmeter_domain::{Clock, ManualClock, Metering, SystemClock};
 use marketmeter_server::{AppState, AuthMode};
 use rand::RngCore;
 use std::sync::Arc;
@@ -38,8 +38,13 @@ async fn serve(cfg: ServeConfig) -> Result<()> {
     db_options.postgres.commit_observer = Some(observer);
     let opened = crate::migrate::open(&cfg.db, &db_options).await?;
     let store = opened.store;
-    let clock = Arc::new(SystemClock);
-    let now = marketmeter_domain::Clock::now(&*clock);
+    let manual_clock = (cfg.clock == ClockArg::Manual)
+        .then(|| Arc::new(ManualClock::new(time::OffsetDateTime::now_utc())));
+    let clock: Arc<dyn Clock> = match &manual_clock {
+        Some(m) => m.clone(),
+        None => Arc::new(SystemClock),
+    };
+    let now = clock.now();
 
     let mut seeds = Vec::new();
     if cfg.demo {
@@ -69,15 +74,18 @@ async fn serve(cfg: ServeConfig) -> Result<()> {
         AuthArg::Sigv4 => AuthMode::SigV4,
         AuthArg::Open => AuthMode::Open,
     };
-    let state = Arc::new(
-        AppState::new(
-            metering.clone(),
-            auth,
-            admin_token.clone(),
-            cfg.signature_skew,
-        )
-        .with_metrics(metrics),
-    );
+    let mut state = AppState::new(
+        metering.clone(),
+        auth,
+        admin_token.clone(),
+        cfg.signature_skew,
+    )
+    .with_metrics(metrics)
+    .with_aws_quotas(cfg.aws_quotas);
+    if let Some(m) = manual_clock {
+        state = state.with_manual_clock(m);
+    }
+    let state = Arc::new(state);
 
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
@@ -97,6 +105,15 @@ async fn serve(cfg: ServeConfig) -> Result<()> {
     }
     println!("marketmeter listening on {url}");
     println!("database: {}", cfg.db);
+    if cfg.clock == ClockArg::Manual {
+        println!(
+            "clock: manual, now {} (move it with `marketmeter admin clock`)",
+            marketmeter_domain::windows::rfc3339(metering.clock().now())
+        );
+    }
+    if cfg.aws_quotas {
+        println!("AWS request quotas: on");
+    }
     if generated {
         println!("admin token (generated; set --admin-token or MARKETMETER_ADMIN_TOKEN to fix it): {admin_token}");
     }

@@ -143,8 +143,42 @@ pub trait Store: Send + Sync + 'static {
         at: OffsetDateTime,
     ) -> StoreResult<bool>;
 
+    // --- test controls
+    /// Deletes all metering state of every seller (usage records, MeterUsage client tokens,
+    /// registration tokens, container sessions) in one transaction; the catalog stays.
+    async fn reset_metering(&self) -> StoreResult<ResetCounts>;
+
     /// Liveness of the underlying database.
     async fn ping(&self) -> StoreResult<()>;
+}
+
+/// Rows a [`Store::reset_metering`] deleted, per kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+pub struct ResetCounts {
+    pub usage_records: u64,
+    pub client_tokens: u64,
+    pub registration_tokens: u64,
+    pub container_sessions: u64,
+}
+
+/// The tables [`Store::reset_metering`] empties, in the order of [`ResetCounts`]' fields.
+pub const METERING_TABLES: [&str; 4] = [
+    "usage_records",
+    "client_tokens",
+    "registration_tokens",
+    "container_sessions",
+];
+
+impl ResetCounts {
+    /// From per-table counts in [`METERING_TABLES`] order.
+    pub fn from_counts(n: [u64; 4]) -> Self {
+        Self {
+            usage_records: n[0],
+            client_tokens: n[1],
+            registration_tokens: n[2],
+            container_sessions: n[3],
+        }
+    }
 }
 
 /// Told about every write transaction a store commits, for metrics. Called on the store's

@@ -17,7 +17,11 @@ use std::sync::Arc;
 use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
 
-pub struct AdminFailure(StatusCode, &'static str, String);
+pub struct AdminFailure(
+    pub(crate) StatusCode,
+    pub(crate) &'static str,
+    pub(crate) String,
+);
 
 impl IntoResponse for AdminFailure {
     fn into_response(self) -> Response {
@@ -52,14 +56,14 @@ impl From<marketmeter_domain::StoreError> for AdminFailure {
     }
 }
 
-type AdminResult = Result<Response, AdminFailure>;
+pub(crate) type AdminResult = Result<Response, AdminFailure>;
 
-fn bad_request(m: impl Into<String>) -> AdminFailure {
+pub(crate) fn bad_request(m: impl Into<String>) -> AdminFailure {
     AdminFailure(StatusCode::BAD_REQUEST, "BadRequest", m.into())
 }
 
 /// Constant-time bearer token check.
-fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), AdminFailure> {
+pub(crate) fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), AdminFailure> {
     let presented = headers
         .get(http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -77,7 +81,7 @@ fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), AdminFailure> 
     }
 }
 
-fn parse_json<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, AdminFailure> {
+pub(crate) fn parse_json<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, AdminFailure> {
     serde_json::from_slice(body).map_err(|e| bad_request(format!("invalid JSON body: {e}")))
 }
 

@@ -1,6 +1,7 @@
 //! The AWS endpoint: `POST /` dispatched on `X-Amz-Target`.
 
 use crate::auth::authenticate;
+use crate::faults;
 use crate::response::{error_response, ok_response};
 use crate::AppState;
 use axum::body::Body;
@@ -46,9 +47,21 @@ async fn serve_operation(
     let caller = authenticate(state, method.as_str(), uri, headers, &body).await?;
     let m = &state.metering;
     tracing::debug!(operation = op.name(), account = ?caller.account_id, "request");
+    state.quotas.check(op, &caller)?;
+    let fault = state.faults.draw(op);
+    if let Some(delay) = fault.delay {
+        tokio::time::sleep(delay).await;
+    }
+    if let Some(e) = fault.error() {
+        return Err(e);
+    }
     Ok(match decode_request(op, &body)? {
         Request::BatchMeterUsage(r) => {
-            let result = m.batch_meter_usage(&caller, r).await?;
+            let result = if fault.unprocessed {
+                faults::unprocessed(r)
+            } else {
+                m.batch_meter_usage(&caller, r).await?
+            };
             state.metrics.batch_records(&result);
             ok_response(&result)
         }

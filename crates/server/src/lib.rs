@@ -4,7 +4,10 @@
 pub mod admin;
 pub mod auth;
 pub mod aws;
+pub mod controls;
+pub mod faults;
 pub mod metrics;
+pub mod quotas;
 pub mod response;
 
 pub use auth::AuthMode;
@@ -12,7 +15,7 @@ pub use auth::AuthMode;
 use axum::routing::{get, post};
 use axum::Router;
 use http::HeaderValue;
-use marketmeter_domain::Metering;
+use marketmeter_domain::{ManualClock, Metering};
 use marketmeter_sigv4::{SigningKeyCache, VerifyConfig};
 use marketmeter_wire::{ApiError, ErrorCode};
 use std::sync::Arc;
@@ -24,6 +27,10 @@ pub struct AppState {
     pub verify: VerifyConfig,
     pub signing_keys: SigningKeyCache,
     pub metrics: Arc<metrics::Metrics>,
+    pub faults: faults::Faults,
+    pub quotas: quotas::Quotas,
+    /// Set when the server runs with `--clock manual` (the same clock the metering rules read).
+    pub manual_clock: Option<Arc<ManualClock>>,
 }
 
 impl AppState {
@@ -43,7 +50,22 @@ impl AppState {
             },
             signing_keys: SigningKeyCache::default(),
             metrics: Arc::default(),
+            faults: faults::Faults::default(),
+            quotas: quotas::Quotas::new(false),
+            manual_clock: None,
         }
+    }
+
+    /// Starts with the AWS request quotas on.
+    pub fn with_aws_quotas(mut self, on: bool) -> Self {
+        self.quotas = quotas::Quotas::new(on);
+        self
+    }
+
+    /// Lets the admin API read, set and advance `clock`, which must be the metering clock.
+    pub fn with_manual_clock(mut self, clock: Arc<ManualClock>) -> Self {
+        self.manual_clock = Some(clock);
+        self
     }
 
     /// Uses `metrics` (shared with the store's commit observer) instead of a private set.
@@ -75,6 +97,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/admin/v1/products/{code}/public-keys/{version}/retire",
             post(admin::retire_public_key),
         )
+        .merge(controls::routes())
         .route("/health/live", get(|| async { "ok" }))
         .route("/health/ready", get(ready))
         .route("/metrics", get(metrics::scrape))

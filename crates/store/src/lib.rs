@@ -498,6 +498,10 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn reset_metering(&self) -> StoreResult<ResetCounts> {
+        self.writer.call(write::reset_metering).await
+    }
+
     async fn ping(&self) -> StoreResult<()> {
         if !self.writer.is_alive() {
             return Err(StoreError::Unavailable(

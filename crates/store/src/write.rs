@@ -6,7 +6,9 @@ use crate::rows::{
 };
 use marketmeter_domain::dedup::is_retry;
 use marketmeter_domain::model::*;
-use marketmeter_domain::store::{MeterOutcome, StoreError, StoreResult, TokenClaim, UsageOutcome};
+use marketmeter_domain::store::{
+    MeterOutcome, ResetCounts, StoreError, StoreResult, TokenClaim, UsageOutcome, METERING_TABLES,
+};
 use marketmeter_wire::Quantity;
 use r2d2_sqlite::rusqlite::{params, Connection, OptionalExtension};
 use time::OffsetDateTime;
@@ -390,4 +392,16 @@ pub(crate) fn retire_product_key(
         .and_then(|mut s| s.execute(params![product_code, version, to_us(at)]))
         .map_err(db_err)?;
     Ok(changed > 0)
+}
+
+/// Empties the metering tables (the caller's savepoint makes it all or nothing).
+pub(crate) fn reset_metering(c: &Connection) -> StoreResult<ResetCounts> {
+    let mut n = [0u64; 4];
+    for (count, table) in n.iter_mut().zip(METERING_TABLES) {
+        *count = c
+            .prepare_cached(&format!("DELETE FROM {table}"))
+            .and_then(|mut s| s.execute([]))
+            .map_err(db_err)? as u64;
+    }
+    Ok(ResetCounts::from_counts(n))
 }

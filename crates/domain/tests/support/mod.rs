@@ -282,6 +282,21 @@ impl Store for MemoryStore {
         }
         Ok(found)
     }
+    async fn reset_metering(&self) -> StoreResult<ResetCounts> {
+        let mut s = self.s.lock().unwrap();
+        let counts = [
+            s.usage.len(),
+            s.client_tokens.len(),
+            s.tokens.len(),
+            s.sessions.len(),
+        ]
+        .map(|n| n as u64);
+        s.usage.clear();
+        s.client_tokens.clear();
+        s.tokens.clear();
+        s.sessions.clear();
+        Ok(ResetCounts::from_counts(counts))
+    }
     async fn ping(&self) -> StoreResult<()> {
         Ok(())
     }

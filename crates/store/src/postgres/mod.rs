@@ -776,6 +776,20 @@ impl Store for PgStore {
         .map(|n| n > 0)
     }
 
+    async fn reset_metering(&self) -> StoreResult<ResetCounts> {
+        let mut c = self.client().await?;
+        self.count(1);
+        let tx = c.transaction().await.map_err(pg_err)?;
+        let db = self.db(&tx);
+        let mut n = [0u64; 4];
+        for (count, table) in n.iter_mut().zip(METERING_TABLES) {
+            *count = db.execute(&format!("DELETE FROM {table}"), &[]).await?;
+        }
+        self.count(1);
+        tx.commit().await.map_err(pg_err)?;
+        Ok(ResetCounts::from_counts(n))
+    }
+
     async fn ping(&self) -> StoreResult<()> {
         self.one("SELECT 1", &[], |_| Ok(())).await.map(|_| ())
     }

@@ -47,6 +47,7 @@ macro_rules! conformance_tests {
             container_session_first_wins(arc),
             concurrent_overlapping_batches(arc),
             concurrent_client_tokens(arc),
+            reset_clears_metering_state(store),
         );
     };
     (@cases $mode:ident $fresh:path; $($case:ident($kind:ident)),* $(,)?) => {$(
@@ -979,4 +980,67 @@ pub async fn concurrent_client_tokens(s: Arc<dyn Store>) {
             .unwrap(),
         None
     );
+}
+
+// ------------------------------------------------------------------ test controls
+
+pub async fn reset_clears_metering_state(s: &dyn Store) {
+    s.upsert_product(&product("prod-a", SELLER)).await.unwrap();
+    let a = agreement("agmt-1", "prod-a", SELLER, "222222222222", "ci-1");
+    s.upsert_agreement(&a).await.unwrap();
+    let legacy_row = row("r-1", SELLER, legacy("prod-a", "ci-1"), "users", 7, q(2));
+    let other_seller = row("r-2", OTHER_SELLER, legacy("prod-z", "ci-9"), "gb", 7, q(1));
+    s.commit_usage(vec![legacy_row.clone(), other_seller.clone()])
+        .await
+        .unwrap();
+    s.commit_meter_usage(Some(claim("tok-a", "fp")), workload_row("m-1", 8, q(1)))
+        .await
+        .unwrap();
+    s.insert_registration_token(&reg_token("reg-1", false))
+        .await
+        .unwrap();
+    let t = at(1_700_000_000, 0);
+    s.register_container_session(&session("pod-1", "222222222222", t))
+        .await
+        .unwrap();
+
+    let counts = s.reset_metering().await.unwrap();
+    assert_eq!(
+        counts,
+        ResetCounts {
+            usage_records: 3,
+            client_tokens: 1,
+            registration_tokens: 1,
+            container_sessions: 1,
+        }
+    );
+    assert!(s
+        .usage_records(&UsageFilter::default())
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(s.usage_by_key(&legacy_row.key).await.unwrap(), None);
+    assert_eq!(s.client_token("222222222222", "tok-a").await.unwrap(), None);
+    assert_eq!(s.registration_token("reg-1").await.unwrap(), None);
+    assert_eq!(s.container_session("prod-c", "pod-1").await.unwrap(), None);
+    // The catalog stays.
+    assert_eq!(
+        s.product("prod-a").await.unwrap(),
+        Some(product("prod-a", SELLER))
+    );
+    assert_eq!(
+        s.agreement_by_license(&a.license_arn).await.unwrap(),
+        Some(a)
+    );
+
+    // The freed keys take new records, and a second reset finds nothing.
+    let mut again = legacy_row.clone();
+    again.metering_record_id = "r-3".into();
+    again.quantity = q(5);
+    assert_eq!(
+        s.commit_usage(vec![again]).await.unwrap(),
+        vec![stored("r-3")]
+    );
+    assert_eq!(s.reset_metering().await.unwrap().usage_records, 1);
+    assert_eq!(s.reset_metering().await.unwrap(), ResetCounts::default());
 }
