@@ -143,6 +143,15 @@ pub trait Store: Send + Sync + 'static {
         at: OffsetDateTime,
     ) -> StoreResult<bool>;
 
+    // --- reports
+    /// Usage aggregated to (bucket, product, customer, dimension) groups, or with
+    /// `tag_key` the allocations carrying that tag to (..., tag value) groups. Ordered by
+    /// bucket. See [`crate::reports`].
+    async fn usage_groups(
+        &self,
+        query: &crate::reports::GroupQuery,
+    ) -> StoreResult<Vec<crate::reports::UsageGroup>>;
+
     // --- test controls
     /// Deletes all metering state of every seller (usage records, MeterUsage client tokens,
     /// registration tokens, container sessions) in one transaction; the catalog stays.

@@ -14,6 +14,7 @@ mod database;
 mod migrate;
 mod postgres;
 mod read;
+mod reports;
 mod rows;
 mod write;
 mod writer;
@@ -496,6 +497,14 @@ impl Store for SqliteStore {
         self.writer
             .call(move |c| write::retire_product_key(c, &product_code, version, at))
             .await
+    }
+
+    async fn usage_groups(
+        &self,
+        query: &marketmeter_domain::reports::GroupQuery,
+    ) -> StoreResult<Vec<marketmeter_domain::reports::UsageGroup>> {
+        let q = query.clone();
+        with_reader(&self.pool, move |c| reports::usage_groups(c, &q)).await
     }
 
     async fn reset_metering(&self) -> StoreResult<ResetCounts> {

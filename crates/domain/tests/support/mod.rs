@@ -282,6 +282,17 @@ impl Store for MemoryStore {
         }
         Ok(found)
     }
+    async fn usage_groups(
+        &self,
+        q: &marketmeter_domain::reports::GroupQuery,
+    ) -> StoreResult<Vec<marketmeter_domain::reports::UsageGroup>> {
+        // Rule tests never report; the real stores' conformance suite covers this.
+        let _ = q;
+        Err(StoreError::Unavailable(
+            "reports are not modelled by the rule-test store".into(),
+        ))
+    }
+
     async fn reset_metering(&self) -> StoreResult<ResetCounts> {
         let mut s = self.s.lock().unwrap();
         let counts = [

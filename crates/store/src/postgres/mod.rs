@@ -14,6 +14,7 @@
 //! * The schema is versioned SQL in `migrations/postgres/`, applied at connect ([`migrate`]).
 
 mod migrate;
+mod reports;
 mod rows;
 mod write;
 
@@ -774,6 +775,18 @@ impl Store for PgStore {
         )
         .await
         .map(|n| n > 0)
+    }
+
+    async fn usage_groups(
+        &self,
+        query: &marketmeter_domain::reports::GroupQuery,
+    ) -> StoreResult<Vec<marketmeter_domain::reports::UsageGroup>> {
+        let (sql, params) = reports::statement(query);
+        let refs: Vec<&(dyn ToSql + Sync)> = params
+            .iter()
+            .map(|p| p.as_ref() as &(dyn ToSql + Sync))
+            .collect();
+        self.all(&sql, &refs, reports::group).await
     }
 
     async fn reset_metering(&self) -> StoreResult<ResetCounts> {

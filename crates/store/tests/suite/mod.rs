@@ -48,6 +48,7 @@ macro_rules! conformance_tests {
             concurrent_overlapping_batches(arc),
             concurrent_client_tokens(arc),
             reset_clears_metering_state(store),
+            usage_groups_aggregate(store),
         );
     };
     (@cases $mode:ident $fresh:path; $($case:ident($kind:ident)),* $(,)?) => {$(
@@ -1043,4 +1044,191 @@ pub async fn reset_clears_metering_state(s: &dyn Store) {
     );
     assert_eq!(s.reset_metering().await.unwrap().usage_records, 1);
     assert_eq!(s.reset_metering().await.unwrap(), ResetCounts::default());
+}
+
+// ------------------------------------------------------------------ reports
+
+fn tagged(quantity: &str, tags: &[(&str, &str)]) -> StoredAllocation {
+    StoredAllocation {
+        quantity: Quantity::parse_decimal(quantity).unwrap(),
+        tags: tags
+            .iter()
+            .map(|(k, v)| AllocationTag {
+                key: k.to_string(),
+                value: v.to_string(),
+            })
+            .collect(),
+    }
+}
+
+fn group(
+    bucket_hour: i64,
+    product: &str,
+    customer: &str,
+    dimension: &str,
+    tag: Option<&str>,
+    quantity: &str,
+    records: u64,
+) -> marketmeter_domain::reports::UsageGroup {
+    marketmeter_domain::reports::UsageGroup {
+        bucket_hour,
+        product_code: product.into(),
+        customer: customer.into(),
+        dimension: dimension.into(),
+        tag_value: tag.map(str::to_string),
+        quantity: Quantity::parse_decimal(quantity).unwrap(),
+        records,
+    }
+}
+
+pub async fn usage_groups_aggregate(s: &dyn Store) {
+    use marketmeter_domain::reports::{Grain, GroupQuery};
+    let day = 20_000 * 24; // an hour number on a day boundary
+    let mut split = row(
+        "g-1",
+        SELLER,
+        legacy("prod-a", "ci-1"),
+        "users",
+        day + 1,
+        q(10),
+    );
+    split.allocations = vec![
+        tagged("6.5", &[("team", "blue"), ("env", "prod")]),
+        tagged("2.25", &[("team", "red")]),
+        tagged("1.25", &[("env", "dev")]),
+    ];
+    let rows = vec![
+        split,
+        row(
+            "g-2",
+            SELLER,
+            legacy("prod-a", "ci-1"),
+            "users",
+            day + 2,
+            q(5),
+        ),
+        row(
+            "g-3",
+            SELLER,
+            legacy("prod-a", "ci-2"),
+            "users",
+            day + 2,
+            q(1),
+        ),
+        row("g-4", SELLER, legacy("prod-a", "ci-1"), "gb", day + 3, q(7)),
+        row(
+            "g-5",
+            SELLER,
+            license("222222222222", "arn:l"),
+            "users",
+            day + 25,
+            q(4),
+        ),
+        row(
+            "g-6",
+            SELLER,
+            legacy("prod-a", "ci-1"),
+            "users",
+            day + 48,
+            q(100),
+        ),
+        row(
+            "g-7",
+            OTHER_SELLER,
+            legacy("prod-a", "ci-1"),
+            "users",
+            day + 1,
+            q(1000),
+        ),
+    ];
+    s.commit_usage(rows).await.unwrap();
+    let base = GroupQuery {
+        seller_account: Some(SELLER.into()),
+        product_code: Some("prod-a".into()),
+        from_hour: day,
+        to_hour: day + 48,
+        grain: Grain::Day,
+        tag_key: None,
+    };
+
+    // Days: g-6 is outside [from, to); g-5 is another product; g-7 another seller.
+    assert_eq!(
+        s.usage_groups(&base).await.unwrap(),
+        vec![
+            group(day, "prod-a", "ci-1", "gb", None, "7", 1),
+            group(day, "prod-a", "ci-1", "users", None, "15", 2),
+            group(day, "prod-a", "ci-2", "users", None, "1", 1),
+        ]
+    );
+    // Hours, every product of the seller; license records report the buyer's account.
+    let hours = s
+        .usage_groups(&GroupQuery {
+            product_code: None,
+            grain: Grain::Hour,
+            ..base.clone()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        hours,
+        vec![
+            group(day + 1, "prod-a", "ci-1", "users", None, "10", 1),
+            group(day + 2, "prod-a", "ci-1", "users", None, "5", 1),
+            group(day + 2, "prod-a", "ci-2", "users", None, "1", 1),
+            group(day + 3, "prod-a", "ci-1", "gb", None, "7", 1),
+            group(day + 25, "prod-lic", "222222222222", "users", None, "4", 1),
+        ]
+    );
+    // Every seller.
+    let all = s
+        .usage_groups(&GroupQuery {
+            seller_account: None,
+            to_hour: day + 2,
+            ..base.clone()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        all,
+        vec![group(day, "prod-a", "ci-1", "users", None, "1010", 2)]
+    );
+
+    // Tags: exact decimal sums of the allocations carrying the key, by value.
+    let teams = s
+        .usage_groups(&GroupQuery {
+            tag_key: Some("team".into()),
+            ..base.clone()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        teams,
+        vec![
+            group(day, "prod-a", "ci-1", "users", Some("blue"), "6.5", 1),
+            group(day, "prod-a", "ci-1", "users", Some("red"), "2.25", 1),
+        ]
+    );
+    let envs = s
+        .usage_groups(&GroupQuery {
+            tag_key: Some("env".into()),
+            grain: Grain::Hour,
+            ..base.clone()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        envs,
+        vec![
+            group(day + 1, "prod-a", "ci-1", "users", Some("dev"), "1.25", 1),
+            group(day + 1, "prod-a", "ci-1", "users", Some("prod"), "6.5", 1),
+        ]
+    );
+    assert!(s
+        .usage_groups(&GroupQuery {
+            tag_key: Some("nobody".into()),
+            ..base
+        })
+        .await
+        .unwrap()
+        .is_empty());
 }
