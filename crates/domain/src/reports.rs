@@ -309,33 +309,51 @@ fn split_untagged(totals: Vec<UsageGroup>, tagged: Vec<UsageGroup>) -> Vec<Usage
     out
 }
 
-/// Runs a report over `[q.from, q.to)` one calendar month at a time, handing each month's rows
-/// to `emit` as soon as they are ready, so memory stays bounded by one month's groups whatever
-/// the range. Returns the grand totals (quantity micro-units, records, charge).
-pub async fn run<E>(store: &dyn Store, q: &ReportQuery, mut emit: E) -> StoreResult<ReportTotals>
-where
-    E: FnMut(Vec<ReportRow>),
-{
-    let mut prices = Prices::default();
-    let mut totals = ReportTotals {
-        charge: Some(Charge(0)),
-        ..ReportTotals::default()
-    };
-    let mut chunk_start = q.from;
-    while chunk_start < q.to {
-        let chunk_end = next_month(chunk_start).min(q.to);
+/// A report over `[q.from, q.to)`, computed one calendar month at a time: each
+/// [`Report::next_month`] returns that month's rows, so memory stays bounded by one month's
+/// groups whatever the range, and a caller can stream them out as they come.
+pub struct Report<'a> {
+    store: &'a dyn Store,
+    query: ReportQuery,
+    prices: Prices,
+    next_start: OffsetDateTime,
+    totals: ReportTotals,
+}
+
+impl<'a> Report<'a> {
+    pub fn new(store: &'a dyn Store, query: ReportQuery) -> Self {
+        Self {
+            store,
+            next_start: query.from,
+            query,
+            prices: Prices::default(),
+            totals: ReportTotals {
+                charge: Some(Charge(0)),
+                ..ReportTotals::default()
+            },
+        }
+    }
+
+    /// The next month's rows (possibly none); `None` once the range is done.
+    pub async fn next_month(&mut self) -> StoreResult<Option<Vec<ReportRow>>> {
+        let q = &self.query;
+        let start = self.next_start;
+        if start >= q.to {
+            return Ok(None);
+        }
+        let end = next_month(start).min(q.to);
         let base = GroupQuery {
             seller_account: q.seller_account.clone(),
             product_code: q.product_code.clone(),
-            from_hour: hour_ceil(chunk_start),
-            to_hour: hour_ceil(chunk_end),
+            from_hour: hour_ceil(start),
+            to_hour: hour_ceil(end),
             grain: q.period.grain(),
             tag_key: None,
         };
-        let whole = store.usage_groups(&base).await?;
+        let whole = self.store.usage_groups(&base).await?;
         let tagged = match &q.tag_key {
             Some(k) => {
-                store
+                self.store
                     .usage_groups(&GroupQuery {
                         tag_key: Some(k.clone()),
                         ..base
@@ -345,21 +363,25 @@ where
             None => Vec::new(),
         };
         for g in &whole {
-            prices.load(store, &g.product_code).await?;
+            self.prices.load(self.store, &g.product_code).await?;
         }
-        let rows = fold(q, whole, tagged, &prices);
+        let rows = fold(q, whole, tagged, &self.prices);
         for r in &rows {
-            totals.quantity += u128::from(r.quantity.micros());
-            totals.records += r.records;
-            totals.charge = match (totals.charge, r.charge) {
+            self.totals.quantity += u128::from(r.quantity.micros());
+            self.totals.records += r.records;
+            self.totals.charge = match (self.totals.charge, r.charge) {
                 (Some(a), Some(b)) => Some(Charge(a.0 + b.0)),
                 _ => None,
             };
         }
-        emit(rows);
-        chunk_start = chunk_end;
+        self.next_start = end;
+        Ok(Some(rows))
     }
-    Ok(totals)
+
+    /// Totals of the months returned so far.
+    pub fn totals(&self) -> ReportTotals {
+        self.totals
+    }
 }
 
 /// Hour buckets are whole hours: a range edge inside an hour includes that hour only when the

@@ -8,6 +8,7 @@ pub mod controls;
 pub mod faults;
 pub mod metrics;
 pub mod quotas;
+pub mod reports;
 pub mod response;
 
 pub use auth::AuthMode;
@@ -98,6 +99,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             post(admin::retire_public_key),
         )
         .merge(controls::routes())
+        .route("/admin/v1/reports/usage", get(reports::usage_report))
         .route("/health/live", get(|| async { "ok" }))
         .route("/health/ready", get(ready))
         .route("/metrics", get(metrics::scrape))
