@@ -91,6 +91,9 @@ pub struct GroupQuery {
     pub from_hour: i64,
     pub to_hour: i64,
     pub grain: Grain,
+    /// Group by customer too; otherwise every group's `customer` is empty (far fewer groups
+    /// for reports that do not show customers).
+    pub by_customer: bool,
     /// Sum the allocations carrying this tag key, by tag value, instead of whole records.
     pub tag_key: Option<String>,
 }
@@ -348,6 +351,7 @@ impl<'a> Report<'a> {
             from_hour: hour_ceil(start),
             to_hour: hour_ceil(end),
             grain: q.period.grain(),
+            by_customer: q.group_by.customer,
             tag_key: None,
         };
         let whole = self.store.usage_groups(&base).await?;

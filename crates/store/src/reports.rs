@@ -8,7 +8,7 @@ use marketmeter_wire::Quantity;
 use r2d2_sqlite::rusqlite::{params_from_iter, types::Value, Connection, Row};
 
 /// The buyer a report shows: the AWS account id, or the legacy CustomerIdentifier.
-pub(crate) const CUSTOMER: &str = "COALESCE(u.customer_aws_account_id, u.customer_identifier, '')";
+const CUSTOMER: &str = "COALESCE(u.customer_aws_account_id, u.customer_identifier, '')";
 
 /// `WHERE` for the range and the optional filters, with their parameters in order. One
 /// statement text per filter shape, so the planner sees plain equalities it can index.
@@ -41,10 +41,11 @@ fn micros(q: &str) -> String {
 
 pub(crate) fn usage_groups(c: &Connection, q: &GroupQuery) -> StoreResult<Vec<UsageGroup>> {
     let grain = q.grain.hours();
+    let customer = if q.by_customer { CUSTOMER } else { "''" };
     let (filter, mut p) = filters(q);
     let sql = match &q.tag_key {
         None => format!(
-            "SELECT u.hour - (u.hour % {grain}) AS bucket, u.product_code, {CUSTOMER} AS customer, \
+            "SELECT u.hour - (u.hour % {grain}) AS bucket, u.product_code, {customer} AS customer, \
                     u.dimension, NULL, SUM(u.quantity), COUNT(*) \
              FROM usage_records u WHERE {filter} \
              GROUP BY bucket, u.product_code, customer, u.dimension \
@@ -55,7 +56,7 @@ pub(crate) fn usage_groups(c: &Connection, q: &GroupQuery) -> StoreResult<Vec<Us
             format!(
                 "WITH alloc AS ( \
                    SELECT u.hour - (u.hour % {grain}) AS bucket, u.product_code, \
-                          {CUSTOMER} AS customer, u.dimension, u.id, \
+                          {customer} AS customer, u.dimension, u.id, \
                           t.value ->> 'value' AS tag_value, a.value ->> 'quantity' AS q \
                    FROM usage_records u, json_each(u.allocations) a, \
                         json_each(a.value, '$.tags') t \

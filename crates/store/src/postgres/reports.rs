@@ -17,6 +17,7 @@ const CUSTOMER: &str = "COALESCE(u.customer_aws_account_id, u.customer_identifie
 /// plain equalities it can index.
 pub(crate) fn statement(q: &GroupQuery) -> (String, Vec<Param>) {
     let grain = q.grain.hours();
+    let customer = if q.by_customer { CUSTOMER } else { "''::text" };
     let mut filter = String::from("u.hour >= $1 AND u.hour < $2");
     let mut p: Vec<Param> = vec![Box::new(q.from_hour), Box::new(q.to_hour)];
     if let Some(s) = &q.seller_account {
@@ -29,7 +30,7 @@ pub(crate) fn statement(q: &GroupQuery) -> (String, Vec<Param>) {
     }
     let sql = match &q.tag_key {
         None => format!(
-            "SELECT u.hour - (u.hour % {grain}) AS bucket, u.product_code, {CUSTOMER} AS customer, \
+            "SELECT u.hour - (u.hour % {grain}) AS bucket, u.product_code, {customer} AS customer, \
                     u.dimension, NULL::text, SUM(u.quantity)::bigint, COUNT(*) \
              FROM usage_records u WHERE {filter} \
              GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4"
@@ -39,7 +40,7 @@ pub(crate) fn statement(q: &GroupQuery) -> (String, Vec<Param>) {
             // numeric is exact: the decimal string times 10^6 is the exact micro-unit count.
             format!(
                 "SELECT u.hour - (u.hour % {grain}) AS bucket, u.product_code, \
-                        {CUSTOMER} AS customer, u.dimension, t ->> 'value', \
+                        {customer} AS customer, u.dimension, t ->> 'value', \
                         SUM(((a ->> 'quantity')::numeric * 1000000)::bigint)::bigint, \
                         COUNT(DISTINCT u.id) \
                  FROM usage_records u \

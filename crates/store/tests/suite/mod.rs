@@ -1148,6 +1148,7 @@ pub async fn usage_groups_aggregate(s: &dyn Store) {
         from_hour: day,
         to_hour: day + 48,
         grain: Grain::Day,
+        by_customer: true,
         tag_key: None,
     };
 
@@ -1221,6 +1222,19 @@ pub async fn usage_groups_aggregate(s: &dyn Store) {
         vec![
             group(day + 1, "prod-a", "ci-1", "users", Some("dev"), "1.25", 1),
             group(day + 1, "prod-a", "ci-1", "users", Some("prod"), "6.5", 1),
+        ]
+    );
+    // Without customers: one group per (bucket, product, dimension).
+    assert_eq!(
+        s.usage_groups(&GroupQuery {
+            by_customer: false,
+            ..base.clone()
+        })
+        .await
+        .unwrap(),
+        vec![
+            group(day, "prod-a", "", "gb", None, "7", 1),
+            group(day, "prod-a", "", "users", None, "16", 3),
         ]
     );
     assert!(s
