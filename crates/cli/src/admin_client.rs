@@ -4,8 +4,9 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use serde_json::{json, Value};
 
+/// Which running server, and its admin token (shared by `admin` and `report`).
 #[derive(Debug, Args)]
-pub struct AdminArgs {
+pub struct ServerArgs {
     /// Base URL of the running server.
     #[arg(
         long,
@@ -16,6 +17,12 @@ pub struct AdminArgs {
     /// Admin bearer token (printed by `marketmeter serve` when it generated one).
     #[arg(long, env = "MARKETMETER_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: String,
+}
+
+#[derive(Debug, Args)]
+pub struct AdminArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
     #[command(subcommand)]
     pub command: AdminCommand,
 }
@@ -81,12 +88,12 @@ pub(crate) fn call(
     path: &str,
     body: Option<Value>,
 ) -> Result<Value> {
-    let url = format!("{}{}", args.endpoint.trim_end_matches('/'), path);
+    let url = format!("{}{}", args.server.endpoint.trim_end_matches('/'), path);
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .build()
         .into();
-    let auth = format!("Bearer {}", args.admin_token);
+    let auth = format!("Bearer {}", args.server.admin_token);
     let resp = match (method, body) {
         ("POST", Some(b)) => agent
             .post(&url)

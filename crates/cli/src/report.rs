@@ -2,7 +2,7 @@
 //! `GET /admin/v1/reports/usage`, printed as a table or exported as JSON or CSV. The export is
 //! streamed to its destination as it arrives, with a progress spinner on a terminal.
 
-use crate::admin_client::urlencode;
+use crate::admin_client::{urlencode, ServerArgs};
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -21,16 +21,8 @@ pub enum ReportFormat {
 
 #[derive(Debug, Args)]
 pub struct ReportArgs {
-    /// Base URL of the running server.
-    #[arg(
-        long,
-        env = "MARKETMETER_ENDPOINT",
-        default_value = "http://127.0.0.1:7171"
-    )]
-    pub endpoint: String,
-    /// Admin bearer token (printed by `marketmeter serve` when it generated one).
-    #[arg(long, env = "MARKETMETER_ADMIN_TOKEN", hide_env_values = true)]
-    pub admin_token: String,
+    #[command(flatten)]
+    pub server: ServerArgs,
     /// Start of the range (inclusive): an RFC 3339 time or a date (midnight UTC).
     #[arg(long)]
     pub from: String,
@@ -99,7 +91,7 @@ fn url(args: &ReportArgs) -> Result<String> {
         .collect();
     Ok(format!(
         "{}/admin/v1/reports/usage?{}",
-        args.endpoint.trim_end_matches('/'),
+        args.server.endpoint.trim_end_matches('/'),
         query.join("&")
     ))
 }
@@ -112,12 +104,15 @@ pub fn run(args: ReportArgs) -> Result<()> {
         .into();
     let resp = agent
         .get(&url)
-        .header("Authorization", &format!("Bearer {}", args.admin_token))
+        .header(
+            "Authorization",
+            &format!("Bearer {}", args.server.admin_token),
+        )
         .call()
         .with_context(|| {
             format!(
                 "could not reach {}; is `marketmeter serve` running there?",
-                args.endpoint
+                args.server.endpoint
             )
         })?;
     let status = resp.status();

@@ -3,28 +3,11 @@
 mod common;
 
 use aws_sdk_marketplacemetering::types::UsageRecord;
-use aws_smithy_types::DateTime;
-use common::{metric, sdk_client, Server};
+use common::{license_record, metric, now_secs, sdk_client, Server, SELLER};
 use std::io::Read;
-use std::time::{SystemTime, UNIX_EPOCH};
-
-const SELLER: (&str, &str, Option<&str>) = ("AKIAE2ESELLER0000001", "seller-secret", None);
-const LICENSE: &str = "arn:aws:license-manager::111122223333:license/l-e2e0saas0buyer";
-
-fn now_secs() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
 
 fn record(dimension: &str, quantity: i32) -> UsageRecord {
-    UsageRecord::builder()
-        .timestamp(DateTime::from_secs(now_secs() - 60))
-        .customer_aws_account_id("444455556666")
-        .license_arn(LICENSE)
-        .dimension(dimension)
-        .quantity(quantity)
+    license_record(now_secs() - 60, dimension, quantity)
         .build()
         .unwrap()
 }

@@ -3,33 +3,13 @@
 
 mod common;
 
-use aws_sdk_marketplacemetering::types::{Tag, UsageAllocation, UsageRecord};
+use aws_sdk_marketplacemetering::types::{Tag, UsageAllocation};
 use aws_smithy_types::DateTime;
-use common::{sdk_client, Server, ADMIN_TOKEN};
+use common::{cli, license_record, now_secs, sdk_client, Server, BUYER_EC2, SELLER};
 use serde_json::Value;
-use std::process::Command;
-use std::time::{SystemTime, UNIX_EPOCH};
-
-const SELLER: (&str, &str, Option<&str>) = ("AKIAE2ESELLER0000001", "seller-secret", None);
-const BUYER_EC2: (&str, &str, Option<&str>) = (
-    "ASIAE2EBUYEREC200001",
-    "buyer-ec2-secret",
-    Some("buyer-ec2-session-token"),
-);
-const LICENSE: &str = "arn:aws:license-manager::111122223333:license/l-e2e0saas0buyer";
 
 fn report(server: &Server, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_marketmeter"))
-        .args([
-            "report",
-            "--endpoint",
-            &server.url,
-            "--admin-token",
-            ADMIN_TOKEN,
-        ])
-        .args(args)
-        .output()
-        .unwrap()
+    cli(server, "report", args)
 }
 
 fn stdout(out: std::process::Output) -> String {
@@ -52,19 +32,9 @@ fn allocation(quantity: i32, team: Option<&str>) -> UsageAllocation {
 /// Meters: requests 12 (allocated 5 blue + 4 red + 3 untagged) and 30 an hour earlier,
 /// storage_gb 7 (no price), and one MeterUsage host. Returns the range to report on.
 async fn meter(server: &Server) -> (String, String) {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
+    let now = now_secs();
     let hour = now / 3600 * 3600;
-    let record = |at: i64, dimension: &str, quantity: i32| {
-        UsageRecord::builder()
-            .timestamp(DateTime::from_secs(at))
-            .customer_aws_account_id("444455556666")
-            .license_arn(LICENSE)
-            .dimension(dimension)
-            .quantity(quantity)
-    };
+    let record = license_record;
     let seller = sdk_client(&server.url, SELLER, "us-east-1");
     seller
         .batch_meter_usage()

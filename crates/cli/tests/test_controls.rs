@@ -7,30 +7,11 @@ use aws_sdk_marketplacemetering::error::ProvideErrorMetadata;
 use aws_sdk_marketplacemetering::types::{UsageRecord, UsageRecordResultStatus};
 use aws_sdk_marketplacemetering::Client;
 use aws_smithy_types::DateTime;
-use common::{sdk_client, Server, ADMIN_TOKEN};
-use std::process::Command;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-
-const SELLER: (&str, &str, Option<&str>) = ("AKIAE2ESELLER0000001", "seller-secret", None);
-const BUYER_EC2: (&str, &str, Option<&str>) = (
-    "ASIAE2EBUYEREC200001",
-    "buyer-ec2-secret",
-    Some("buyer-ec2-session-token"),
-);
-const LICENSE: &str = "arn:aws:license-manager::111122223333:license/l-e2e0saas0buyer";
+use common::{cli, license_record, now_secs, sdk_client, Server, ADMIN_TOKEN, BUYER_EC2, SELLER};
+use std::time::{Duration, Instant};
 
 fn admin(server: &Server, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_marketmeter"))
-        .args([
-            "admin",
-            "--endpoint",
-            &server.url,
-            "--admin-token",
-            ADMIN_TOKEN,
-        ])
-        .args(args)
-        .output()
-        .unwrap()
+    cli(server, "admin", args)
 }
 
 fn ok(server: &Server, args: &[&str]) -> serde_json::Value {
@@ -50,22 +31,8 @@ fn fails(server: &Server, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-fn now_secs() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
-
 fn record(at: i64, dimension: &str, quantity: i32) -> UsageRecord {
-    UsageRecord::builder()
-        .timestamp(DateTime::from_secs(at))
-        .customer_aws_account_id("444455556666")
-        .license_arn(LICENSE)
-        .dimension(dimension)
-        .quantity(quantity)
-        .build()
-        .unwrap()
+    license_record(at, dimension, quantity).build().unwrap()
 }
 
 async fn batch(

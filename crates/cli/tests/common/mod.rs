@@ -38,11 +38,17 @@ impl Db {
         ))
     }
 
+    /// The PostgreSQL `application_name` of servers on `schema`: its own per schema, so that a
+    /// test can find (and terminate) its servers' connections without touching other tests'.
+    pub fn application_name(schema: &Schema) -> String {
+        format!("mm_e2e_{}", schema.name)
+    }
+
     /// The `--db` value.
     pub fn arg(&self) -> String {
         match self {
             Db::Sqlite(dir) => dir.path().join("db.sqlite3").display().to_string(),
-            Db::Postgres(schema) => schema.url("marketmeter_e2e"),
+            Db::Postgres(schema) => schema.url(&Db::application_name(schema)),
         }
     }
 }
@@ -210,4 +216,51 @@ pub fn metric(text: &str, metric: &str, labels: &[(&str, &str)]) -> Option<f64> 
                     .all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")))
         })
         .and_then(|(_, value)| value.parse().ok())
+}
+
+/// Credentials of the shared e2e seed (tests/e2e/seed.toml): (access key, secret, session token).
+pub type Creds = (&'static str, &'static str, Option<&'static str>);
+pub const SELLER: Creds = ("AKIAE2ESELLER0000001", "seller-secret", None);
+pub const BUYER_EC2: Creds = (
+    "ASIAE2EBUYEREC200001",
+    "buyer-ec2-secret",
+    Some("buyer-ec2-session-token"),
+);
+/// The subscribed buyer's e2e-saas license.
+pub const LICENSE: &str = "arn:aws:license-manager::111122223333:license/l-e2e0saas0buyer";
+
+pub fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// A BatchMeterUsage record of the subscribed buyer's e2e-saas license.
+pub fn license_record(
+    at: i64,
+    dimension: &str,
+    quantity: i32,
+) -> aws_sdk_marketplacemetering::types::builders::UsageRecordBuilder {
+    aws_sdk_marketplacemetering::types::UsageRecord::builder()
+        .timestamp(aws_smithy_types::DateTime::from_secs(at))
+        .customer_aws_account_id("444455556666")
+        .license_arn(LICENSE)
+        .dimension(dimension)
+        .quantity(quantity)
+}
+
+/// Runs `marketmeter <subcommand> --endpoint <server> --admin-token <token> <args>`.
+pub fn cli(server: &Server, subcommand: &str, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_marketmeter"))
+        .args([
+            subcommand,
+            "--endpoint",
+            &server.url,
+            "--admin-token",
+            ADMIN_TOKEN,
+        ])
+        .args(args)
+        .output()
+        .unwrap()
 }
