@@ -145,8 +145,8 @@ pub trait Store: Send + Sync + 'static {
 
     // --- reports
     /// Usage aggregated to (bucket, product, customer, dimension) groups, or with
-    /// `tag_key` the allocations carrying that tag to (..., tag value) groups. Ordered by
-    /// bucket. See [`crate::reports`].
+    /// `tag_key` the allocations carrying that tag to (..., tag value) groups, in no particular
+    /// order. See [`crate::reports`].
     async fn usage_groups(
         &self,
         query: &crate::reports::GroupQuery,

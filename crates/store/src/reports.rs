@@ -2,7 +2,7 @@
 //! `usage_records_report` (migration 0002), so a product's range is read from the index alone.
 
 use crate::rows::{db_err, SqlResult};
-use marketmeter_domain::reports::{GroupQuery, UsageGroup};
+use marketmeter_domain::reports::{Grain, GroupQuery, UsageGroup};
 use marketmeter_domain::store::StoreResult;
 use marketmeter_wire::Quantity;
 use r2d2_sqlite::rusqlite::{params_from_iter, types::Value, Connection, Row};
@@ -40,31 +40,41 @@ fn micros(q: &str) -> String {
 }
 
 pub(crate) fn usage_groups(c: &Connection, q: &GroupQuery) -> StoreResult<Vec<UsageGroup>> {
-    let grain = q.grain.hours();
-    let customer = if q.by_customer { CUSTOMER } else { "''" };
     let (filter, mut p) = filters(q);
+    // Hour grain groups on the raw column, in the index's order (product_code, hour,
+    // dimension, customer columns): SQLite then aggregates while it reads, with no sort.
+    let bucket = match q.grain {
+        Grain::Hour => "u.hour",
+        Grain::Day => "u.hour - (u.hour % 24)",
+    };
+    let (customer, customer_cols) = if q.by_customer {
+        (
+            CUSTOMER,
+            ", u.customer_aws_account_id, u.customer_identifier",
+        )
+    } else {
+        ("''", "")
+    };
     let sql = match &q.tag_key {
         None => format!(
-            "SELECT u.hour - (u.hour % {grain}) AS bucket, u.product_code, {customer} AS customer, \
-                    u.dimension, NULL, SUM(u.quantity), COUNT(*) \
+            "SELECT {bucket}, u.product_code, {customer}, u.dimension, NULL, \
+                    SUM(u.quantity), COUNT(*) \
              FROM usage_records u WHERE {filter} \
-             GROUP BY bucket, u.product_code, customer, u.dimension \
-             ORDER BY bucket, u.product_code, customer, u.dimension"
+             GROUP BY u.product_code, {bucket}, u.dimension{customer_cols}"
         ),
         Some(key) => {
             p.push(Value::Text(key.clone()));
             format!(
                 "WITH alloc AS ( \
-                   SELECT u.hour - (u.hour % {grain}) AS bucket, u.product_code, \
-                          {customer} AS customer, u.dimension, u.id, \
+                   SELECT {bucket} AS bucket, u.product_code, {customer} AS customer, \
+                          u.dimension, u.id, \
                           t.value ->> 'value' AS tag_value, a.value ->> 'quantity' AS q \
                    FROM usage_records u, json_each(u.allocations) a, \
                         json_each(a.value, '$.tags') t \
                    WHERE {filter} AND u.allocations <> '[]' AND t.value ->> 'key' = ?{n}) \
                  SELECT bucket, product_code, customer, dimension, tag_value, SUM({m}), \
                         COUNT(DISTINCT id) \
-                 FROM alloc GROUP BY bucket, product_code, customer, dimension, tag_value \
-                 ORDER BY bucket, product_code, customer, dimension, tag_value",
+                 FROM alloc GROUP BY bucket, product_code, customer, dimension, tag_value",
                 n = p.len(),
                 m = micros("q"),
             )

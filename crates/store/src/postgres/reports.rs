@@ -2,7 +2,7 @@
 //! `usage_records_report` (migration 0002). Same groups as the SQLite store.
 
 use super::pg_err;
-use marketmeter_domain::reports::{GroupQuery, UsageGroup};
+use marketmeter_domain::reports::{Grain, GroupQuery, UsageGroup};
 use marketmeter_domain::store::StoreResult;
 use marketmeter_wire::Quantity;
 use tokio_postgres::types::ToSql;
@@ -17,6 +17,10 @@ const CUSTOMER: &str = "COALESCE(u.customer_aws_account_id, u.customer_identifie
 /// plain equalities it can index.
 pub(crate) fn statement(q: &GroupQuery) -> (String, Vec<Param>) {
     let grain = q.grain.hours();
+    let bucket = match q.grain {
+        Grain::Hour => "u.hour".to_string(),
+        Grain::Day => format!("u.hour - (u.hour % {grain})"),
+    };
     let customer = if q.by_customer { CUSTOMER } else { "''::text" };
     let mut filter = String::from("u.hour >= $1 AND u.hour < $2");
     let mut p: Vec<Param> = vec![Box::new(q.from_hour), Box::new(q.to_hour)];
@@ -30,16 +34,16 @@ pub(crate) fn statement(q: &GroupQuery) -> (String, Vec<Param>) {
     }
     let sql = match &q.tag_key {
         None => format!(
-            "SELECT u.hour - (u.hour % {grain}) AS bucket, u.product_code, {customer} AS customer, \
+            "SELECT {bucket} AS bucket, u.product_code, {customer} AS customer, \
                     u.dimension, NULL::text, SUM(u.quantity)::bigint, COUNT(*) \
              FROM usage_records u WHERE {filter} \
-             GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4"
+             GROUP BY 1, 2, 3, 4"
         ),
         Some(key) => {
             p.push(Box::new(key.clone()));
             // numeric is exact: the decimal string times 10^6 is the exact micro-unit count.
             format!(
-                "SELECT u.hour - (u.hour % {grain}) AS bucket, u.product_code, \
+                "SELECT {bucket} AS bucket, u.product_code, \
                         {customer} AS customer, u.dimension, t ->> 'value', \
                         SUM(((a ->> 'quantity')::numeric * 1000000)::bigint)::bigint, \
                         COUNT(DISTINCT u.id) \
@@ -47,7 +51,7 @@ pub(crate) fn statement(q: &GroupQuery) -> (String, Vec<Param>) {
                  CROSS JOIN LATERAL jsonb_array_elements(u.allocations::jsonb) a \
                  CROSS JOIN LATERAL jsonb_array_elements(a -> 'tags') t \
                  WHERE {filter} AND u.allocations <> '[]' AND t ->> 'key' = ${n} \
-                 GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5",
+                 GROUP BY 1, 2, 3, 4, 5",
                 n = p.len()
             )
         }

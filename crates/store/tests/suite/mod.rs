@@ -1081,6 +1081,14 @@ fn group(
     }
 }
 
+/// Groups come in no particular order.
+fn sorted(
+    mut v: Vec<marketmeter_domain::reports::UsageGroup>,
+) -> Vec<marketmeter_domain::reports::UsageGroup> {
+    v.sort();
+    v
+}
+
 pub async fn usage_groups_aggregate(s: &dyn Store) {
     use marketmeter_domain::reports::{Grain, GroupQuery};
     let day = 20_000 * 24; // an hour number on a day boundary
@@ -1154,7 +1162,7 @@ pub async fn usage_groups_aggregate(s: &dyn Store) {
 
     // Days: g-6 is outside [from, to); g-5 is another product; g-7 another seller.
     assert_eq!(
-        s.usage_groups(&base).await.unwrap(),
+        sorted(s.usage_groups(&base).await.unwrap()),
         vec![
             group(day, "prod-a", "ci-1", "gb", None, "7", 1),
             group(day, "prod-a", "ci-1", "users", None, "15", 2),
@@ -1162,14 +1170,15 @@ pub async fn usage_groups_aggregate(s: &dyn Store) {
         ]
     );
     // Hours, every product of the seller; license records report the buyer's account.
-    let hours = s
-        .usage_groups(&GroupQuery {
+    let hours = sorted(
+        s.usage_groups(&GroupQuery {
             product_code: None,
             grain: Grain::Hour,
             ..base.clone()
         })
         .await
-        .unwrap();
+        .unwrap(),
+    );
     assert_eq!(
         hours,
         vec![
@@ -1181,27 +1190,29 @@ pub async fn usage_groups_aggregate(s: &dyn Store) {
         ]
     );
     // Every seller.
-    let all = s
-        .usage_groups(&GroupQuery {
+    let all = sorted(
+        s.usage_groups(&GroupQuery {
             seller_account: None,
             to_hour: day + 2,
             ..base.clone()
         })
         .await
-        .unwrap();
+        .unwrap(),
+    );
     assert_eq!(
         all,
         vec![group(day, "prod-a", "ci-1", "users", None, "1010", 2)]
     );
 
     // Tags: exact decimal sums of the allocations carrying the key, by value.
-    let teams = s
-        .usage_groups(&GroupQuery {
+    let teams = sorted(
+        s.usage_groups(&GroupQuery {
             tag_key: Some("team".into()),
             ..base.clone()
         })
         .await
-        .unwrap();
+        .unwrap(),
+    );
     assert_eq!(
         teams,
         vec![
@@ -1209,14 +1220,15 @@ pub async fn usage_groups_aggregate(s: &dyn Store) {
             group(day, "prod-a", "ci-1", "users", Some("red"), "2.25", 1),
         ]
     );
-    let envs = s
-        .usage_groups(&GroupQuery {
+    let envs = sorted(
+        s.usage_groups(&GroupQuery {
             tag_key: Some("env".into()),
             grain: Grain::Hour,
             ..base.clone()
         })
         .await
-        .unwrap();
+        .unwrap(),
+    );
     assert_eq!(
         envs,
         vec![
@@ -1226,12 +1238,14 @@ pub async fn usage_groups_aggregate(s: &dyn Store) {
     );
     // Without customers: one group per (bucket, product, dimension).
     assert_eq!(
-        s.usage_groups(&GroupQuery {
-            by_customer: false,
-            ..base.clone()
-        })
-        .await
-        .unwrap(),
+        sorted(
+            s.usage_groups(&GroupQuery {
+                by_customer: false,
+                ..base.clone()
+            })
+            .await
+            .unwrap()
+        ),
         vec![
             group(day, "prod-a", "", "gb", None, "7", 1),
             group(day, "prod-a", "", "users", None, "16", 3),
