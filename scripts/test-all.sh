@@ -83,7 +83,8 @@ if [ "$postgres" = yes ]; then
   # --workspace, like the stages above: a per-package run unifies features differently and
   # would rebuild dependencies.
   MARKETMETER_TEST_DB=postgres cargo test --locked --workspace \
-    --test rust_sdk --test admin_cli --test restart --test catalog --test subscriptions
+    --test rust_sdk --test admin_cli --test restart --test catalog --test subscriptions \
+    --test operations --test test_controls --test reports
   done_stage
 else
   done_stage SKIPPED

@@ -25,6 +25,15 @@ pub enum AuthArg {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
 #[serde(rename_all = "lowercase")]
+pub enum ClockArg {
+    /// The machine's clock.
+    System,
+    /// Starts at the machine's time, then moves only through the admin API (tests).
+    Manual,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     Text,
     Json,
@@ -94,6 +103,13 @@ pub struct ServeArgs {
     /// How long a client may take to send a request's body. [default: 30s]
     #[arg(long, env = "MARKETMETER_BODY_TIMEOUT")]
     pub body_timeout: Option<humantime::Duration>,
+    /// The metering rules' clock; `manual` lets the admin API set and advance it. [default: system]
+    #[arg(long, env = "MARKETMETER_CLOCK", value_enum)]
+    pub clock: Option<ClockArg>,
+    /// Enforce AWS's request quotas (10/10/5 per second per account and region for
+    /// BatchMeterUsage/MeterUsage/RegisterUsage) with ThrottlingException. [default: false]
+    #[arg(long, env = "MARKETMETER_AWS_QUOTAS")]
+    pub aws_quotas: Option<bool>,
 }
 
 /// Which database, shared by `serve` and `migrate`.
@@ -192,6 +208,8 @@ struct FileConfig {
     max_connections: Option<usize>,
     header_timeout: Option<String>,
     body_timeout: Option<String>,
+    clock: Option<ClockArg>,
+    aws_quotas: Option<bool>,
 }
 
 /// Everything `serve` needs, resolved.
@@ -210,6 +228,8 @@ pub struct ServeConfig {
     pub webhooks: Vec<String>,
     pub webhook_attempts: u32,
     pub limits: marketmeter_server::Limits,
+    pub clock: ClockArg,
+    pub aws_quotas: bool,
 }
 
 fn duration(
@@ -318,6 +338,8 @@ impl ServeArgs {
             webhooks,
             webhook_attempts,
             limits,
+            clock: self.clock.or(file.clock).unwrap_or(ClockArg::System),
+            aws_quotas: self.aws_quotas.or(file.aws_quotas).unwrap_or(false),
         })
     }
 }
