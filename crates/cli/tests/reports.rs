@@ -337,4 +337,21 @@ async fn long_ranges_stream_month_by_month_and_bad_input_names_the_field() {
     .call()
     .unwrap_err();
     assert!(matches!(unauthorized, ureq::Error::StatusCode(401)));
+    let mut typo = ureq::get(&format!(
+        "{}/admin/v1/reports/usage?from=2026-01-01T00:00:00Z&to=2026-02-01T00:00:00Z&perod=day",
+        server.url
+    ))
+    .header("Authorization", &format!("Bearer {}", common::ADMIN_TOKEN))
+    .config()
+    .http_status_as_error(false)
+    .build()
+    .call()
+    .unwrap();
+    assert_eq!(typo.status(), 400);
+    let err: Value = typo.body_mut().read_json().unwrap();
+    assert_eq!(err["error"]["code"], "BadRequest");
+    assert!(
+        err["error"]["message"].as_str().unwrap().contains("perod"),
+        "{err}"
+    );
 }

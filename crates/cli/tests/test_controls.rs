@@ -198,6 +198,11 @@ async fn faults_throttle_fail_and_defer_records() {
     assert_eq!(server.usage_records("e2e-saas").len(), 1);
     ok(&server, &["faults", "remove", &rule["id"].to_string()]);
     assert!(fails(&server, &["faults", "remove", &rule["id"].to_string()]).contains("404"));
+    let bad_id = ureq::delete(&format!("{}/admin/v1/faults/abc", server.url))
+        .header("Authorization", &format!("Bearer {ADMIN_TOKEN}"))
+        .call()
+        .unwrap_err();
+    assert!(matches!(bad_id, ureq::Error::StatusCode(400)), "{bad_id}");
 
     // Internal errors on every call of every operation, until cleared.
     ok(

@@ -139,9 +139,12 @@ async fn clear_faults(State(state): State<Arc<AppState>>, headers: HeaderMap) ->
 async fn remove_fault(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
-    Path(id): Path<u64>,
+    Path(id): Path<String>,
 ) -> AdminResult {
     authorize(&state, &headers)?;
+    let id: u64 = id
+        .parse()
+        .map_err(|_| bad_request(format!("id: {id:?} is not a fault rule id (a number)")))?;
     if state.faults.remove(id) {
         Ok(StatusCode::NO_CONTENT.into_response())
     } else {

@@ -5,6 +5,7 @@
 use crate::admin::{authorize, bad_request, AdminResult};
 use crate::AppState;
 use axum::body::Body;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::IntoResponse;
@@ -97,9 +98,11 @@ fn parse(p: ReportParams) -> Result<(ReportQuery, Format), crate::admin::AdminFa
 pub async fn usage_report(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
-    Query(params): Query<ReportParams>,
+    params: Result<Query<ReportParams>, QueryRejection>,
 ) -> AdminResult {
     authorize(&state, &headers)?;
+    // An unknown or malformed parameter is a JSON 400 like every other admin error.
+    let Query(params) = params.map_err(|e| bad_request(e.body_text()))?;
     let (query, format) = parse(params)?;
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(4);
     let store = state.metering.store().clone();
