@@ -29,6 +29,8 @@ enum Command {
     Migrate(config::MigrateArgs),
     /// Talk to a running server's admin API.
     Admin(admin_client::AdminArgs),
+    /// Measure an endpoint with signed, checked load; the ceiling server; the bench seed.
+    Bench(marketmeter_bench::BenchArgs),
     /// Check a seed file without starting a server.
     CheckSeed {
         /// The TOML seed file.
@@ -42,6 +44,7 @@ fn main() -> std::process::ExitCode {
         Command::Serve(args) => serve::run(args),
         Command::Migrate(args) => migrate::run(args),
         Command::Admin(args) => admin_client::run(args),
+        Command::Bench(args) => marketmeter_bench::run(args, config::read_seed),
         Command::CheckSeed { file } => config::read_seed(&file).and_then(|s| {
             s.check()?;
             println!(
