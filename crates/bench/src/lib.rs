@@ -71,6 +71,9 @@ pub struct LoadArgs {
     /// How long to send (at most 10m), e.g. `20s`.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     pub duration: Duration,
+    /// Send this long before measuring (not counted; uses the same unique keys), e.g. `2s`.
+    #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
+    pub warmup: Duration,
     /// Stop after this many requests (in addition to --duration and the seed's key space).
     #[arg(long)]
     pub max_requests: Option<u64>,
@@ -136,8 +139,8 @@ pub fn run(args: BenchArgs, read_seed: impl Fn(&std::path::Path) -> Result<Seed>
         }
         None => {
             let a = args.load;
-            if a.duration > MAX_DURATION {
-                bail!("--duration is at most {MAX_DURATION:?}");
+            if a.duration + a.warmup > MAX_DURATION {
+                bail!("--warmup plus --duration is at most {MAX_DURATION:?}");
             }
             let seed = read_seed(&a.seed)?;
             let batch = match a.op {
@@ -161,6 +164,7 @@ pub fn run(args: BenchArgs, read_seed: impl Fn(&std::path::Path) -> Result<Seed>
             let load = load::Load {
                 addr: loopback(&a.endpoint)?,
                 concurrency: a.concurrency as usize,
+                warmup: a.warmup,
                 duration: a.duration,
                 max_requests: a.max_requests,
                 batch,

@@ -22,6 +22,9 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct Load {
     pub addr: SocketAddr,
     pub concurrency: usize,
+    /// Sent before the measured `duration` (same key sequence) but not counted: lazy
+    /// initialisation, connection set-up and caches warming do not skew the numbers.
+    pub warmup: Duration,
     pub duration: Duration,
     pub max_requests: Option<u64>,
     pub batch: Option<BatchPlan>,
@@ -41,6 +44,7 @@ struct Shared {
     key_space_exhausted: AtomicBool,
     budget_exhausted: AtomicBool,
     connections: AtomicU64,
+    measure_from: Instant,
     deadline: Instant,
 }
 
@@ -59,7 +63,8 @@ pub async fn run(load: Load) -> Result<Summary> {
         key_space_exhausted: AtomicBool::new(false),
         budget_exhausted: AtomicBool::new(false),
         connections: AtomicU64::new(0),
-        deadline: Instant::now() + load.duration,
+        measure_from: Instant::now() + load.warmup,
+        deadline: Instant::now() + load.warmup + load.duration,
         load,
     });
     // With both operations, workers alternate between them.
@@ -70,7 +75,6 @@ pub async fn run(load: Load) -> Result<Summary> {
     .into_iter()
     .flatten()
     .collect();
-    let start = Instant::now();
     let workers: Vec<_> = (0..shared.load.concurrency)
         .map(|i| tokio::spawn(worker(shared.clone(), ops[i % ops.len()])))
         .collect();
@@ -79,7 +83,7 @@ pub async fn run(load: Load) -> Result<Summary> {
         let (op, s) = w.await.context("a load worker panicked")??;
         stats.get_mut(&op).expect("op of a worker").merge(&s);
     }
-    let elapsed = start.elapsed();
+    let elapsed = shared.measure_from.elapsed();
     let stopped_by = if shared.key_space_exhausted.load(Ordering::Relaxed) {
         "key-space"
     } else if shared.budget_exhausted.load(Ordering::Relaxed) {
@@ -189,6 +193,13 @@ async fn worker(shared: Arc<Shared>, op: Op) -> Result<(Op, OpStats)> {
         })
         .await;
         let latency = sent_at.elapsed();
+        if sent_at < shared.measure_from {
+            // Warm-up: only a broken connection matters.
+            if !matches!(answer, Ok(Ok(_))) {
+                conn = None;
+            }
+            continue;
+        }
         match answer {
             Ok(Ok((status, error_type, body))) => {
                 let verdict: Verdict = check(
