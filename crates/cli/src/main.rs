@@ -29,7 +29,7 @@ enum Command {
     Migrate(config::MigrateArgs),
     /// Talk to a running server's admin API.
     Admin(admin_client::AdminArgs),
-    /// Measure an endpoint with signed, checked load; the ceiling server; the bench seed.
+    // `marketmeter bench --help` text: the about/long_about of `BenchArgs`.
     Bench(marketmeter_bench::BenchArgs),
     /// Check a seed file without starting a server.
     CheckSeed {
