@@ -33,6 +33,8 @@ enum Command {
     Admin(admin_client::AdminArgs),
     /// Usage and estimated charges from a running server, as a table, JSON or CSV.
     Report(report::ReportArgs),
+    // `marketmeter bench --help` text: the about/long_about of `BenchArgs`.
+    Bench(marketmeter_bench::BenchArgs),
     /// Check a seed file without starting a server.
     CheckSeed {
         /// The TOML seed file.
@@ -47,6 +49,7 @@ fn main() -> std::process::ExitCode {
         Command::Migrate(args) => migrate::run(args),
         Command::Admin(args) => admin_client::run(args),
         Command::Report(args) => report::run(args),
+        Command::Bench(args) => marketmeter_bench::run(args, config::read_seed),
         Command::CheckSeed { file } => config::read_seed(&file).and_then(|s| {
             s.check()?;
             println!(

@@ -221,6 +221,11 @@ fn configure_writer(
         tracing::warn!(mode = %mode, "sqlite did not switch to WAL");
     }
     c.pragma_update(None, "synchronous", "FULL")?;
+    // Each command runs in a SAVEPOINT, whose undo pages SQLite keeps in a sub-journal: a temp
+    // FILE by default, written through the kernel for every page a command touches (the
+    // profile in docs/BENCHMARKS.md). In memory instead: the sub-journal only serves ROLLBACK TO
+    // inside the open transaction and plays no part in crash recovery (the WAL does).
+    c.pragma_update(None, "temp_store", "MEMORY")?;
     Ok(())
 }
 
