@@ -81,7 +81,7 @@ done_stage
 section "Rust SDK end to end, every server on PostgreSQL (MARKETMETER_TEST_DB=postgres)"
 if [ "$postgres" = yes ]; then
   MARKETMETER_TEST_DB=postgres cargo test --locked -p marketmeter \
-    --test rust_sdk --test admin_cli --test restart
+    --test rust_sdk --test admin_cli --test restart --test catalog --test subscriptions
   done_stage
 else
   done_stage SKIPPED

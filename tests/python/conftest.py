@@ -167,6 +167,7 @@ class TestDatabase:
     def __init__(self, workdir: Path, name: str, password: str | None = None):
         self.schema = None
         backend = os.environ.get("MARKETMETER_TEST_DB", "sqlite") or "sqlite"
+        self.backend = backend
         if backend == "sqlite":
             self.arg = str(workdir / "db.sqlite3")
         elif backend == "postgres":
@@ -230,6 +231,7 @@ class Server:
         )
         self.url = self._wait_for_listen_line()
         self.port = int(self.url.rsplit(":", 1)[1])
+        self._check_backend()
 
     def _wait_for_listen_line(self, timeout: float = 30.0) -> str:
         lines: queue.Queue = queue.Queue()
@@ -261,6 +263,18 @@ class Server:
             prefix = "marketmeter listening on "
             if line.startswith(prefix):
                 return line[len(prefix):].strip()
+
+    def _check_backend(self, timeout: float = 10.0) -> None:
+        """The server says which database it opened (``database: <backend> <where>``)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            said = [line for line in self.stdout_lines if line.startswith("database: ")]
+            if said:
+                backend = said[0].split()[1]
+                assert backend == self.database.backend, (said[0], self.database.backend)
+                return
+            time.sleep(0.02)
+        raise RuntimeError(f"{self.name}: the server did not say which database it opened")
 
     def diagnostics(self) -> str:
         try:

@@ -44,6 +44,140 @@ pub enum AdminCommand {
         #[arg(long)]
         version: i64,
     },
+    /// List accounts.
+    Accounts,
+    /// Create or rename an account (sellers and buyers alike).
+    PutAccount {
+        /// Account id (digits, like 111122223333).
+        id: String,
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List access keys (never their secrets).
+    AccessKeys {
+        #[arg(long)]
+        account: Option<String>,
+    },
+    /// Create an access key; prints its secret (the only time it is shown).
+    CreateAccessKey {
+        #[arg(long)]
+        account: String,
+        /// Temporary credentials (ASIA... with a session token); implied by --resource.
+        #[arg(long)]
+        temporary: bool,
+        /// Makes it a workload credential: the EC2 instance id, ECS task ARN or EKS pod.
+        #[arg(long, requires_all = ["platform", "region"])]
+        resource: Option<String>,
+        /// ec2, ecs, eks or fargate (with --resource).
+        #[arg(long, requires = "resource")]
+        platform: Option<String>,
+        /// The workload's region (with --resource).
+        #[arg(long, requires = "resource")]
+        region: Option<String>,
+    },
+    /// Revoke an access key at once.
+    RevokeAccessKey { access_key_id: String },
+    /// Replace an access key with a new one for the same account and workload; the old one is revoked.
+    RotateAccessKey { access_key_id: String },
+    /// List products.
+    Products {
+        #[arg(long)]
+        seller: Option<String>,
+    },
+    /// Create or replace a product.
+    PutProduct {
+        code: String,
+        #[arg(long)]
+        seller: String,
+        /// saas, ami or container.
+        #[arg(long)]
+        kind: String,
+        /// A dimension as NAME[:UNIT[:PRICE]], e.g. requests:count:0.0001; repeat for several.
+        #[arg(long = "dimension", required = true)]
+        dimensions: Vec<String>,
+        #[arg(long)]
+        fulfillment_url: Option<String>,
+    },
+    /// Delete a product nothing refers to (no agreements, usage, tokens or sessions).
+    DeleteProduct { code: String },
+    /// List agreements.
+    Agreements {
+        #[arg(long)]
+        product_code: Option<String>,
+        #[arg(long)]
+        customer_aws_account_id: Option<String>,
+    },
+    /// Create or replace an agreement (a buyer's subscription); unset values get defaults.
+    PutAgreement {
+        #[arg(long)]
+        product_code: String,
+        #[arg(long)]
+        customer_aws_account_id: String,
+        #[arg(long)]
+        agreement_id: Option<String>,
+        #[arg(long)]
+        customer_identifier: Option<String>,
+        #[arg(long)]
+        license_arn: Option<String>,
+        /// active, cancelled or expired. [default: active]
+        #[arg(long)]
+        status: Option<String>,
+        /// RFC 3339 start, e.g. 2026-01-01T00:00:00Z.
+        #[arg(long)]
+        starts: Option<String>,
+        /// RFC 3339 end (exclusive).
+        #[arg(long)]
+        ends: Option<String>,
+    },
+    /// Cancel an agreement: metering for it is refused from now on.
+    CancelAgreement {
+        agreement_id: String,
+        /// The seller, when several sellers use this agreement id.
+        #[arg(long)]
+        seller: Option<String>,
+    },
+    /// Expire an agreement.
+    ExpireAgreement {
+        agreement_id: String,
+        #[arg(long)]
+        seller: Option<String>,
+    },
+    /// Re-activate a cancelled or expired agreement.
+    ActivateAgreement {
+        agreement_id: String,
+        #[arg(long)]
+        seller: Option<String>,
+    },
+    /// List customers (buyers with agreements) and their agreements.
+    Customers {
+        #[arg(long)]
+        product_code: Option<String>,
+    },
+    /// Subscribe a buyer to a SaaS product as AWS Marketplace does: activate the agreement, mint
+    /// a registration token, POST it to the fulfillment URL, notify the webhooks.
+    Subscribe {
+        #[arg(long)]
+        product_code: String,
+        #[arg(long)]
+        customer_aws_account_id: String,
+        /// A free-trial offer (adds x-amzn-marketplace-offer-type=free-trial).
+        #[arg(long)]
+        free_trial: bool,
+        /// Simulate a failed subscription: only subscribe-fail is sent.
+        #[arg(long)]
+        fail: bool,
+    },
+    /// Unsubscribe a buyer: cancel the agreement, notify unsubscribe-pending and -success.
+    Unsubscribe {
+        #[arg(long)]
+        product_code: String,
+        #[arg(long)]
+        customer_aws_account_id: String,
+    },
+    /// The notification delivery log (webhooks).
+    Notifications,
+    /// Apply a seed file (TOML, as for `serve --seed`) to the running server's catalog.
+    ApplyCatalog { file: std::path::PathBuf },
     /// Show a container product's RegisterUsage public keys.
     PublicKeys {
         product_code: String,
@@ -60,16 +194,21 @@ fn call(args: &AdminArgs, method: &str, path: &str, body: Option<Value>) -> Resu
         .build()
         .into();
     let auth = format!("Bearer {}", args.admin_token);
-    let resp = match body {
-        Some(b) => agent
+    let resp = match (method, body) {
+        ("POST", Some(b)) => agent
             .post(&url)
             .header("Authorization", &auth)
             .send_json(&b),
-        None if method == "GET" => agent.get(&url).header("Authorization", &auth).call(),
-        None => bail!("unsupported method {method}"),
+        ("PUT", Some(b)) => agent.put(&url).header("Authorization", &auth).send_json(&b),
+        ("GET", None) => agent.get(&url).header("Authorization", &auth).call(),
+        ("DELETE", None) => agent.delete(&url).header("Authorization", &auth).call(),
+        (m, _) => bail!("unsupported method {m}"),
     }
     .with_context(|| format!("could not reach {url}; is `marketmeter serve` running there?"))?;
     let status = resp.status();
+    if status == ureq::http::StatusCode::NO_CONTENT {
+        return Ok(json!({"ok": true}));
+    }
     let value: Value = resp
         .into_body()
         .read_json()
@@ -132,6 +271,171 @@ pub fn run(args: AdminArgs) -> Result<()> {
             ),
             Some(json!({})),
         )?,
+        AdminCommand::Accounts => call(&args, "GET", "/admin/v1/accounts", None)?,
+        AdminCommand::PutAccount { id, name } => call(
+            &args,
+            "PUT",
+            &format!("/admin/v1/accounts/{}", urlencode(id)),
+            Some(json!({ "name": name })),
+        )?,
+        AdminCommand::AccessKeys { account } => call(
+            &args,
+            "GET",
+            &with_query("/admin/v1/access-keys", &[("account", account)]),
+            None,
+        )?,
+        AdminCommand::CreateAccessKey {
+            account,
+            temporary,
+            resource,
+            platform,
+            region,
+        } => {
+            let workload = resource
+                .as_ref()
+                .map(|r| json!({"resource_id": r, "platform": platform, "region": region}));
+            call(
+                &args,
+                "POST",
+                "/admin/v1/access-keys",
+                Some(json!({"account": account, "temporary": temporary, "workload": workload})),
+            )?
+        }
+        AdminCommand::RevokeAccessKey { access_key_id } => call(
+            &args,
+            "DELETE",
+            &format!("/admin/v1/access-keys/{}", urlencode(access_key_id)),
+            None,
+        )?,
+        AdminCommand::RotateAccessKey { access_key_id } => call(
+            &args,
+            "POST",
+            &format!("/admin/v1/access-keys/{}/rotate", urlencode(access_key_id)),
+            Some(json!({})),
+        )?,
+        AdminCommand::Products { seller } => call(
+            &args,
+            "GET",
+            &with_query("/admin/v1/products", &[("seller", seller)]),
+            None,
+        )?,
+        AdminCommand::PutProduct {
+            code,
+            seller,
+            kind,
+            dimensions,
+            fulfillment_url,
+        } => {
+            let dimensions: Vec<Value> = dimensions.iter().map(|d| dimension_json(d)).collect();
+            call(
+                &args,
+                "PUT",
+                &format!("/admin/v1/products/{}", urlencode(code)),
+                Some(
+                    json!({"seller": seller, "kind": kind, "dimensions": dimensions,
+                    "fulfillment_url": fulfillment_url}),
+                ),
+            )?
+        }
+        AdminCommand::DeleteProduct { code } => call(
+            &args,
+            "DELETE",
+            &format!("/admin/v1/products/{}", urlencode(code)),
+            None,
+        )?,
+        AdminCommand::Agreements {
+            product_code,
+            customer_aws_account_id,
+        } => call(
+            &args,
+            "GET",
+            &with_query(
+                "/admin/v1/agreements",
+                &[
+                    ("product_code", product_code),
+                    ("customer_aws_account_id", customer_aws_account_id),
+                ],
+            ),
+            None,
+        )?,
+        AdminCommand::PutAgreement {
+            product_code,
+            customer_aws_account_id,
+            agreement_id,
+            customer_identifier,
+            license_arn,
+            status,
+            starts,
+            ends,
+        } => call(
+            &args,
+            "POST",
+            "/admin/v1/agreements",
+            Some(json!({
+                "product_code": product_code,
+                "customer_aws_account_id": customer_aws_account_id,
+                "agreement_id": agreement_id,
+                "customer_identifier": customer_identifier,
+                "license_arn": license_arn,
+                "status": status,
+                "starts": starts,
+                "ends": ends,
+            })),
+        )?,
+        AdminCommand::CancelAgreement {
+            agreement_id,
+            seller,
+        } => agreement_action(&args, agreement_id, "cancel", seller)?,
+        AdminCommand::ExpireAgreement {
+            agreement_id,
+            seller,
+        } => agreement_action(&args, agreement_id, "expire", seller)?,
+        AdminCommand::ActivateAgreement {
+            agreement_id,
+            seller,
+        } => agreement_action(&args, agreement_id, "activate", seller)?,
+        AdminCommand::Customers { product_code } => call(
+            &args,
+            "GET",
+            &with_query("/admin/v1/customers", &[("product_code", product_code)]),
+            None,
+        )?,
+        AdminCommand::Subscribe {
+            product_code,
+            customer_aws_account_id,
+            free_trial,
+            fail,
+        } => call(
+            &args,
+            "POST",
+            "/admin/v1/subscriptions",
+            Some(json!({
+                "product_code": product_code,
+                "customer_aws_account_id": customer_aws_account_id,
+                "offer_type": free_trial.then_some("free-trial"),
+                "fail": fail,
+            })),
+        )?,
+        AdminCommand::Unsubscribe {
+            product_code,
+            customer_aws_account_id,
+        } => call(
+            &args,
+            "POST",
+            "/admin/v1/subscriptions/cancel",
+            Some(json!({
+                "product_code": product_code,
+                "customer_aws_account_id": customer_aws_account_id,
+            })),
+        )?,
+        AdminCommand::Notifications => call(&args, "GET", "/admin/v1/notifications", None)?,
+        AdminCommand::ApplyCatalog { file } => {
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("reading {}", file.display()))?;
+            let seed = crate::config::seed_as_json(&text)
+                .with_context(|| format!("{} is not a valid seed file", file.display()))?;
+            call(&args, "POST", "/admin/v1/catalog", Some(seed))?
+        }
         AdminCommand::PublicKeys { product_code, pem } => {
             let v = call(
                 &args,
@@ -158,6 +462,42 @@ pub fn run(args: AdminArgs) -> Result<()> {
     };
     println!("{}", serde_json::to_string_pretty(&out)?);
     Ok(())
+}
+
+fn agreement_action(
+    args: &AdminArgs,
+    agreement_id: &str,
+    action: &str,
+    seller: &Option<String>,
+) -> Result<Value> {
+    let path = format!("/admin/v1/agreements/{}/{action}", urlencode(agreement_id));
+    call(
+        args,
+        "POST",
+        &with_query(&path, &[("seller", seller)]),
+        Some(json!({})),
+    )
+}
+
+/// `NAME[:UNIT[:PRICE]]` as the API's dimension object.
+fn dimension_json(spec: &str) -> Value {
+    let mut parts = spec.splitn(3, ':');
+    let name = parts.next().unwrap_or_default();
+    let unit = parts.next().filter(|u| !u.is_empty());
+    let price = parts.next().filter(|p| !p.is_empty());
+    json!({"name": name, "unit": unit, "price": price})
+}
+
+fn with_query(path: &str, params: &[(&str, &Option<String>)]) -> String {
+    let q: Vec<String> = params
+        .iter()
+        .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={}", urlencode(v))))
+        .collect();
+    if q.is_empty() {
+        path.to_string()
+    } else {
+        format!("{path}?{}", q.join("&"))
+    }
 }
 
 fn urlencode(s: &str) -> String {

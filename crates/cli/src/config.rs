@@ -86,6 +86,14 @@ pub struct ServeArgs {
     /// How long a client may take to send a request's body. [default: 30s]
     #[arg(long, env = "MARKETMETER_BODY_TIMEOUT")]
     pub body_timeout: Option<humantime::Duration>,
+    /// URL that receives seller notifications (SNS-style JSON: subscribe-success,
+    /// unsubscribe-pending, entitlement-updated, ...); repeat the flag for several.
+    #[arg(long = "webhook", env = "MARKETMETER_WEBHOOKS", value_delimiter = ',')]
+    pub webhooks: Vec<String>,
+    /// How many times a notification is tried per webhook before it is logged failed (back-off
+    /// 0.5 s, doubling). [default: 5]
+    #[arg(long, env = "MARKETMETER_WEBHOOK_ATTEMPTS")]
+    pub webhook_attempts: Option<u32>,
 }
 
 /// Which database, shared by `serve` and `migrate`.
@@ -181,6 +189,9 @@ struct FileConfig {
     max_connections: Option<usize>,
     header_timeout: Option<String>,
     body_timeout: Option<String>,
+    #[serde(default)]
+    webhooks: Vec<String>,
+    webhook_attempts: Option<u32>,
 }
 
 /// Everything `serve` needs, resolved.
@@ -197,6 +208,8 @@ pub struct ServeConfig {
     pub signature_skew: Duration,
     pub log_format: LogFormat,
     pub limits: marketmeter_server::Limits,
+    pub webhooks: Vec<String>,
+    pub webhook_attempts: u32,
 }
 
 fn duration(
@@ -254,6 +267,17 @@ impl ServeArgs {
         )?;
         let mut seeds = file.seed;
         seeds.extend(self.seeds);
+        let mut webhooks = file.webhooks;
+        webhooks.extend(self.webhooks);
+        for url in &webhooks {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                bail!("webhook {url:?} must be an http:// or https:// URL");
+            }
+        }
+        let webhook_attempts = self.webhook_attempts.or(file.webhook_attempts).unwrap_or(5);
+        if webhook_attempts == 0 {
+            bail!("webhook_attempts must be at least 1");
+        }
         Ok(ServeConfig {
             listen: self
                 .listen
@@ -292,6 +316,8 @@ impl ServeArgs {
                 .or(file.log_format)
                 .unwrap_or(LogFormat::Text),
             limits,
+            webhooks,
+            webhook_attempts,
         })
     }
 }
@@ -332,9 +358,21 @@ pub fn read_seed(path: &Path) -> Result<marketmeter_domain::seed::Seed> {
 }
 
 pub fn parse_seed(text: &str) -> Result<marketmeter_domain::seed::Seed> {
+    Ok(seed_value(text)?.try_into()?)
+}
+
+/// A TOML seed as the JSON document `POST /admin/v1/catalog` takes (checked first).
+pub fn seed_as_json(text: &str) -> Result<serde_json::Value> {
+    let value = seed_value(text)?;
+    let seed: marketmeter_domain::seed::Seed = value.clone().try_into()?;
+    seed.check()?;
+    Ok(serde_json::to_value(value)?)
+}
+
+fn seed_value(text: &str) -> Result<toml::Value> {
     let mut value: toml::Value = toml::from_str(text)?;
     datetimes_to_strings(&mut value);
-    Ok(value.try_into()?)
+    Ok(value)
 }
 
 fn datetimes_to_strings(v: &mut toml::Value) {

@@ -70,6 +70,11 @@ async fn serve(cfg: ServeConfig) -> Result<()> {
         AuthArg::Sigv4 => AuthMode::SigV4,
         AuthArg::Open => AuthMode::Open,
     };
+    let notifier = marketmeter_server::notify::Notifier::new(
+        cfg.webhooks.clone(),
+        cfg.webhook_attempts,
+        std::time::Duration::from_millis(500),
+    );
     let state = Arc::new(
         AppState::new(
             metering.clone(),
@@ -77,7 +82,8 @@ async fn serve(cfg: ServeConfig) -> Result<()> {
             admin_token.clone(),
             cfg.signature_skew,
         )
-        .with_limits(cfg.limits),
+        .with_limits(cfg.limits)
+        .with_notifier(notifier),
     );
 
     let listener = tokio::net::TcpListener::bind(cfg.listen)

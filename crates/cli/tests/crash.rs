@@ -331,7 +331,7 @@ fn verify(server: &Server, o: &Outcomes) {
 }
 
 /// Load with SIGKILLs at random moments; returns what the clients saw.
-fn kill_cycles(db_arg: &str, seed: &str, label: &str) -> Outcomes {
+fn kill_cycles(db: &Db, seed: &str, label: &str) -> Outcomes {
     let cycles = cycles();
     let seed_value = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -345,7 +345,7 @@ fn kill_cycles(db_arg: &str, seed: &str, label: &str) -> Outcomes {
     let hour = now_hour();
     let started = Instant::now();
     for _ in 0..cycles {
-        let server = Server::start_on_arg(db_arg, &args(seed));
+        let server = Server::start_on(db, &args(seed));
         let stop = Arc::new(AtomicBool::new(false));
         let clients: Vec<_> = (0..CLIENTS)
             .map(|_| {
@@ -377,7 +377,7 @@ fn kill_cycles(db_arg: &str, seed: &str, label: &str) -> Outcomes {
 fn kill_and_verify(db: &Db, label: &str) -> usize {
     let dir = tempfile::tempdir().unwrap();
     let seed = write_seed(dir.path());
-    let o = kill_cycles(&db.arg(), &seed, label);
+    let o = kill_cycles(db, &seed, label);
     assert!(
         !o.acked.is_empty() && !o.refused.is_empty(),
         "the load never got going"
@@ -451,11 +451,12 @@ fn postgres_connection_cuts_lose_nothing() {
     };
     let dir = tempfile::tempdir().unwrap();
     let seed = write_seed(dir.path());
-    let app = format!("mm_crash_{}", std::process::id());
-    let server = Server::start_on_arg(&db.arg_as(&app), &args(&seed));
+    let server = Server::start_on(&db, &args(&seed));
     let Db::Postgres(schema) = &db else {
         unreachable!()
     };
+    // The harness names the server's connections after the schema: only ours are cut.
+    let app = schema.name.clone();
 
     // The killer: terminate this server's backends every 100-300 ms.
     let stop = Arc::new(AtomicBool::new(false));

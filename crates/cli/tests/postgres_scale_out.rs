@@ -355,13 +355,13 @@ async fn dropped_connections_are_retryable_and_the_server_reconnects() {
     let common::Db::Postgres(schema) = &db else {
         unreachable!()
     };
-    let url = schema.url("mm_killer");
+    let (url, app) = (schema.url("mm_killer"), schema.name.clone());
     let killed: i64 = marketmeter_testpg::on_own_runtime(async move {
         let c = marketmeter_testpg::admin(&url).await.unwrap();
         c.query_one(
             "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity \
-             WHERE application_name = 'marketmeter_e2e' AND pid <> pg_backend_pid()",
-            &[],
+             WHERE application_name = $1 AND pid <> pg_backend_pid()",
+            &[&app],
         )
         .await
         .unwrap()

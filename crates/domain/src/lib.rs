@@ -3,6 +3,7 @@
 //! [`Store`] trait, time is the [`Clock`] trait.
 
 pub mod caller;
+pub mod catalog;
 pub mod clock;
 pub mod dedup;
 pub mod jws;
@@ -10,6 +11,7 @@ pub mod metering;
 pub mod model;
 pub mod seed;
 pub mod store;
+pub mod subscriptions;
 pub mod tokens;
 pub mod windows;
 

@@ -1,9 +1,10 @@
 //! Seed files: accounts, keys, products and agreements loaded idempotently (loading the same
 //! seed twice changes nothing, because every generated value is derived from the seed itself).
 
-use crate::jws;
+use crate::catalog::{is_account_id, is_product_code, AgreementSpec, Catalog};
 use crate::model::*;
 use crate::store::{Store, StoreError};
+use crate::AdminError;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
@@ -77,8 +78,6 @@ pub enum SeedError {
     Invalid(String),
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error(transparent)]
-    Key(#[from] jws::KeyError),
 }
 
 /// What loading a seed did, for the operator.
@@ -117,10 +116,6 @@ pub fn default_agreement_id(product: &str, customer_account: &str) -> String {
     )
 }
 
-fn is_account_id(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 255 && s.bytes().all(|b| b.is_ascii_digit())
-}
-
 impl Seed {
     /// Checks references and formats before anything is written.
     pub fn check(&self) -> Result<(), SeedError> {
@@ -151,9 +146,8 @@ impl Seed {
                 }
             }
         }
-        let pattern = regex_lite_product_code;
         for p in &self.products {
-            if !pattern(&p.code) {
+            if !is_product_code(&p.code) {
                 return bad(format!(
                     "product code {:?} must match ^[-a-zA-Z0-9/=:_.@]+$",
                     p.code
@@ -186,21 +180,22 @@ impl Seed {
         Ok(())
     }
 
-    /// Writes the seed (upserts). Container products get key version 1 when they have none.
+    /// Writes the seed (upserts) through the catalog's rules. Container products get key
+    /// version 1 when they have none.
     pub async fn apply(
         &self,
         store: &dyn Store,
         now: OffsetDateTime,
     ) -> Result<SeedReport, SeedError> {
         self.check()?;
+        let catalog = Catalog::new(store, now);
         let mut report = SeedReport::default();
         for a in &self.accounts {
-            store
-                .upsert_account(&Account {
-                    id: a.id.clone(),
-                    name: a.name.clone(),
-                })
-                .await?;
+            let account = Account {
+                id: a.id.clone(),
+                name: a.name.clone(),
+            };
+            catalog.put_account(&account).await.map_err(invalid)?;
             report.accounts += 1;
         }
         for k in &self.keys {
@@ -212,77 +207,49 @@ impl Seed {
                 }),
                 _ => None,
             };
-            store
-                .upsert_access_key(&AccessKey {
-                    access_key_id: k.access_key_id.clone(),
-                    account_id: k.account.clone(),
-                    secret_access_key: k.secret_access_key.clone(),
-                    session_token: k.session_token.clone(),
-                    workload,
-                })
-                .await?;
+            let key = AccessKey {
+                access_key_id: k.access_key_id.clone(),
+                account_id: k.account.clone(),
+                secret_access_key: k.secret_access_key.clone(),
+                session_token: k.session_token.clone(),
+                workload,
+            };
+            catalog.put_access_key(&key).await.map_err(invalid)?;
             report.keys += 1;
         }
         for p in &self.products {
-            store
-                .upsert_product(&Product {
-                    code: p.code.clone(),
-                    seller_account: p.seller.clone(),
-                    kind: p.kind,
-                    fulfillment_url: p.fulfillment_url.clone(),
-                    dimensions: p.dimensions.clone(),
-                })
-                .await?;
+            let product = Product {
+                code: p.code.clone(),
+                seller_account: p.seller.clone(),
+                kind: p.kind,
+                fulfillment_url: p.fulfillment_url.clone(),
+                dimensions: p.dimensions.clone(),
+            };
+            report.new_signing_keys += catalog.put_product(&product).await.map_err(invalid)?;
             report.products += 1;
-            if p.kind == ProductKind::Container && store.product_keys(&p.code).await?.is_empty() {
-                let key = jws::new_product_key(&p.code, &p.seller, 1, now)?;
-                if store.insert_product_key(&key).await? {
-                    report.new_signing_keys += 1;
-                }
-            }
         }
         for a in &self.agreements {
-            let seller = &self
-                .products
-                .iter()
-                .find(|p| p.code == a.product)
-                .expect("checked")
-                .seller;
-            let customer_identifier = match &a.customer_identifier {
-                Some(c) => c.clone(),
-                None => store
-                    .customer_identifier_of(&a.customer_account)
-                    .await?
-                    .unwrap_or_else(|| default_customer_identifier(&a.customer_account)),
+            let spec = AgreementSpec {
+                product: a.product.clone(),
+                customer_account: a.customer_account.clone(),
+                customer_identifier: a.customer_identifier.clone(),
+                license_arn: a.license_arn.clone(),
+                agreement_id: a.agreement_id.clone(),
+                status: a.status,
+                starts: a.starts,
+                ends: a.ends,
             };
-            store
-                .upsert_agreement(&Agreement {
-                    agreement_id: a
-                        .agreement_id
-                        .clone()
-                        .unwrap_or_else(|| default_agreement_id(&a.product, &a.customer_account)),
-                    product_code: a.product.clone(),
-                    seller_account: seller.clone(),
-                    customer_account: a.customer_account.clone(),
-                    customer_identifier,
-                    license_arn: a.license_arn.clone().unwrap_or_else(|| {
-                        default_license_arn(seller, &a.product, &a.customer_account)
-                    }),
-                    status: a.status,
-                    starts: a.starts,
-                    ends: a.ends,
-                })
-                .await?;
+            catalog.put_agreement(&spec).await.map_err(invalid)?;
             report.agreements += 1;
         }
         Ok(report)
     }
 }
 
-fn regex_lite_product_code(code: &str) -> bool {
-    !code.is_empty()
-        && code.len() <= 255
-        && code
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-/=:_.@".contains(&b))
+/// A catalog refusal while seeding is the seed's fault; a store failure stays one.
+fn invalid(e: AdminError) -> SeedError {
+    match e {
+        AdminError::Store(e) => SeedError::Store(e),
+        AdminError::NotFound(m) | AdminError::BadRequest(m) => SeedError::Invalid(m),
+    }
 }

@@ -61,6 +61,23 @@ pub struct UsageFilter {
     pub limit: Option<u32>,
 }
 
+/// Filter for agreement listings (admin API); every field narrows.
+#[derive(Debug, Clone, Default)]
+pub struct AgreementFilter {
+    pub product_code: Option<String>,
+    pub customer_account: Option<String>,
+    pub agreement_id: Option<String>,
+}
+
+/// Result of deleting a product.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProductDeletion {
+    Deleted,
+    NotFound,
+    /// Something still refers to it (agreements, usage, tokens, sessions): kept. Says what.
+    InUse(String),
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     // --- catalog reads
@@ -142,6 +159,18 @@ pub trait Store: Send + Sync + 'static {
         version: i64,
         at: OffsetDateTime,
     ) -> StoreResult<bool>;
+
+    // --- catalog listings and removals (admin API), in insertion order
+    async fn account(&self, id: &str) -> StoreResult<Option<Account>>;
+    async fn list_accounts(&self) -> StoreResult<Vec<Account>>;
+    async fn list_access_keys(&self, account_id: Option<&str>) -> StoreResult<Vec<AccessKey>>;
+    /// Revokes a key at once; false when it did not exist.
+    async fn delete_access_key(&self, access_key_id: &str) -> StoreResult<bool>;
+    async fn list_products(&self, seller_account: Option<&str>) -> StoreResult<Vec<Product>>;
+    /// Deletes a product and its key versions, only when nothing refers to it (checked and
+    /// deleted in one transaction).
+    async fn delete_product(&self, product_code: &str) -> StoreResult<ProductDeletion>;
+    async fn list_agreements(&self, filter: &AgreementFilter) -> StoreResult<Vec<Agreement>>;
 
     /// Liveness of the underlying database.
     async fn ping(&self) -> StoreResult<()>;

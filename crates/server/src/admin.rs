@@ -1,4 +1,5 @@
-//! Seller control plane (minimal): registration tokens, usage records, public keys.
+//! Seller control plane: registration tokens, usage records, public keys (the catalog is in
+//! [`crate::admin_catalog`]).
 //! JSON over HTTP, `Authorization: Bearer <admin token>`.
 
 use crate::AppState;
@@ -55,13 +56,13 @@ impl From<marketmeter_domain::StoreError> for AdminFailure {
 
 type AdminResult = Result<Response, AdminFailure>;
 
-fn bad_request(m: impl Into<String>) -> AdminFailure {
+pub(crate) fn bad_request(m: impl Into<String>) -> AdminFailure {
     AdminFailure(StatusCode::BAD_REQUEST, "BadRequest", m.into())
 }
 
 /// Constant-time bearer token check. Both sides are hashed first so that neither the
 /// position of the first differing byte nor the token's length shows in the timing.
-fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), AdminFailure> {
+pub(crate) fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), AdminFailure> {
     let presented = headers
         .get(http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -81,8 +82,18 @@ fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), AdminFailure> 
     }
 }
 
-fn parse_json<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, AdminFailure> {
-    serde_json::from_slice(body).map_err(|e| bad_request(format!("invalid JSON body: {e}")))
+/// Parses a JSON body; the error names the field at fault (`dimensions[0].price: ...`).
+pub(crate) fn parse_json<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, AdminFailure> {
+    let de = &mut serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if path == "." {
+            bad_request(format!("invalid JSON body: {inner}"))
+        } else {
+            bad_request(format!("invalid JSON body: {path}: {inner}"))
+        }
+    })
 }
 
 #[derive(Deserialize)]

@@ -2,9 +2,13 @@
 //! health checks, with request ids on every response and panics contained per request.
 
 pub mod admin;
+pub mod admin_catalog;
+pub mod admin_subscriptions;
 pub mod auth;
 pub mod aws;
 pub mod limits;
+pub mod notify;
+mod outbound;
 pub mod response;
 
 pub use auth::AuthMode;
@@ -25,6 +29,8 @@ pub struct AppState {
     pub verify: VerifyConfig,
     pub signing_keys: SigningKeyCache,
     pub limits: Limits,
+    /// Seller notifications (webhooks); disabled unless set with [`AppState::with_notifier`].
+    pub notifier: notify::Notifier,
 }
 
 impl AppState {
@@ -44,11 +50,17 @@ impl AppState {
             },
             signing_keys: SigningKeyCache::default(),
             limits: Limits::default(),
+            notifier: notify::Notifier::disabled(),
         }
     }
 
     pub fn with_limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
+        self
+    }
+
+    pub fn with_notifier(mut self, notifier: notify::Notifier) -> Self {
+        self.notifier = notifier;
         self
     }
 }
@@ -69,6 +81,8 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/admin/v1/products/{code}/public-keys/{version}/retire",
             post(admin::retire_public_key),
         )
+        .merge(admin_catalog::routes(state.clone()))
+        .merge(admin_subscriptions::routes(state.clone()))
         .route("/health/live", get(|| async { "ok" }))
         .route("/health/ready", get(ready))
         .fallback(aws::fallback)

@@ -193,6 +193,13 @@ impl SqliteStore {
     }
 }
 
+fn account_row(r: &r2d2_sqlite::rusqlite::Row<'_>) -> r2d2_sqlite::rusqlite::Result<Account> {
+    Ok(Account {
+        id: r.get(0)?,
+        name: r.get(1)?,
+    })
+}
+
 fn configure_writer(
     c: &Connection,
     opts: &SqliteOptions,
@@ -493,6 +500,91 @@ impl Store for SqliteStore {
         self.writer
             .call(move |c| write::retire_product_key(c, &product_code, version, at))
             .await
+    }
+
+    async fn account(&self, id: &str) -> StoreResult<Option<Account>> {
+        let id = id.to_string();
+        with_reader(&self.pool, move |c| {
+            one(c, rows::LIST_ACCOUNTS_SQL, params![id], account_row)
+        })
+        .await
+    }
+
+    async fn list_accounts(&self) -> StoreResult<Vec<Account>> {
+        with_reader(&self.pool, |c| {
+            all(
+                c,
+                rows::LIST_ACCOUNTS_SQL,
+                params![None::<String>],
+                account_row,
+            )
+        })
+        .await
+    }
+
+    async fn list_access_keys(&self, account_id: Option<&str>) -> StoreResult<Vec<AccessKey>> {
+        let account = account_id.map(str::to_string);
+        with_reader(&self.pool, move |c| {
+            all(
+                c,
+                &rows::list_access_keys_sql(),
+                params![account],
+                rows::access_key,
+            )
+        })
+        .await
+    }
+
+    async fn delete_access_key(&self, access_key_id: &str) -> StoreResult<bool> {
+        let id = access_key_id.to_string();
+        self.writer
+            .call(move |c| {
+                c.execute("DELETE FROM access_keys WHERE access_key_id = ?1", [id])
+                    .map(|n| n > 0)
+                    .map_err(rows::db_err)
+            })
+            .await
+    }
+
+    async fn list_products(&self, seller_account: Option<&str>) -> StoreResult<Vec<Product>> {
+        let seller = seller_account.map(str::to_string);
+        with_reader(&self.pool, move |c| {
+            all(
+                c,
+                &format!(
+                    "SELECT {} FROM products WHERE ?1 IS NULL OR seller_account = ?1 ORDER BY rowid",
+                    rows::PRODUCT_COLS
+                ),
+                params![seller],
+                rows::product,
+            )
+        })
+        .await
+    }
+
+    async fn delete_product(&self, product_code: &str) -> StoreResult<ProductDeletion> {
+        let code = product_code.to_string();
+        self.writer
+            .call(move |c| write::delete_product(c, &code))
+            .await
+    }
+
+    async fn list_agreements(&self, filter: &AgreementFilter) -> StoreResult<Vec<Agreement>> {
+        let f = filter.clone();
+        with_reader(&self.pool, move |c| {
+            all(
+                c,
+                &format!(
+                    "SELECT {} FROM agreements WHERE (?1 IS NULL OR product_code = ?1) \
+                     AND (?2 IS NULL OR customer_account = ?2) \
+                     AND (?3 IS NULL OR agreement_id = ?3) ORDER BY rowid",
+                    rows::AGREEMENT_COLS
+                ),
+                params![f.product_code, f.customer_account, f.agreement_id],
+                rows::agreement,
+            )
+        })
+        .await
     }
 
     async fn ping(&self) -> StoreResult<()> {

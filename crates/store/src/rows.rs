@@ -303,6 +303,47 @@ pub(crate) fn usage(r: &Row<'_>) -> SqlResult<UsageRecordRow> {
     })
 }
 
+// ------------------------------------------------------------------ catalog (admin API)
+// Shared by both backends: `$1` is positional on PostgreSQL and SQLite alike, and
+// `col = COALESCE($1, col)` is the optional filter both accept (PostgreSQL cannot type a bare
+// `$1 IS NULL`).
+
+/// Accounts by id; access keys by account, then id (neither table has an insertion order).
+pub(crate) const LIST_ACCOUNTS_SQL: &str =
+    "SELECT id, name FROM accounts WHERE id = COALESCE($1, id) ORDER BY id";
+
+pub(crate) fn list_access_keys_sql() -> String {
+    format!(
+        "SELECT {ACCESS_KEY_COLS} FROM access_keys WHERE account_id = COALESCE($1, account_id) \
+         ORDER BY account_id, access_key_id"
+    )
+}
+
+/// What still refers to a product, counted in one statement: agreements, usage records,
+/// registration tokens, container sessions. A product is deleted only when all are zero.
+pub(crate) const PRODUCT_REFERENCES_SQL: &str = "SELECT \
+    (SELECT COUNT(*) FROM agreements WHERE product_code = $1), \
+    (SELECT COUNT(*) FROM usage_records WHERE product_code = $1), \
+    (SELECT COUNT(*) FROM registration_tokens WHERE product_code = $1), \
+    (SELECT COUNT(*) FROM container_sessions WHERE product_code = $1)";
+
+/// Says what keeps a product from being deleted, or None when nothing does.
+pub(crate) fn product_in_use(counts: [i64; 4]) -> Option<String> {
+    let names = [
+        "agreements",
+        "usage records",
+        "registration tokens",
+        "container sessions",
+    ];
+    let held: Vec<String> = counts
+        .iter()
+        .zip(names)
+        .filter(|(n, _)| **n > 0)
+        .map(|(n, what)| format!("{n} {what}"))
+        .collect();
+    (!held.is_empty()).then(|| held.join(", "))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,7 +6,9 @@ use crate::rows::{
 };
 use marketmeter_domain::dedup::is_retry;
 use marketmeter_domain::model::*;
-use marketmeter_domain::store::{MeterOutcome, StoreError, StoreResult, TokenClaim, UsageOutcome};
+use marketmeter_domain::store::{
+    MeterOutcome, ProductDeletion, StoreError, StoreResult, TokenClaim, UsageOutcome,
+};
 use marketmeter_wire::Quantity;
 use r2d2_sqlite::rusqlite::{params, Connection, OptionalExtension};
 use time::OffsetDateTime;
@@ -390,4 +392,25 @@ pub(crate) fn retire_product_key(
         .and_then(|mut s| s.execute(params![product_code, version, to_us(at)]))
         .map_err(db_err)?;
     Ok(changed > 0)
+}
+
+pub(crate) fn delete_product(conn: &Connection, code: &str) -> StoreResult<ProductDeletion> {
+    let counts: [i64; 4] = conn
+        .query_row(rows::PRODUCT_REFERENCES_SQL, [code], |r| {
+            Ok([r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?])
+        })
+        .map_err(db_err)?;
+    if let Some(held) = rows::product_in_use(counts) {
+        return Ok(ProductDeletion::InUse(held));
+    }
+    conn.execute("DELETE FROM product_keys WHERE product_code = ?1", [code])
+        .map_err(db_err)?;
+    let n = conn
+        .execute("DELETE FROM products WHERE code = ?1", [code])
+        .map_err(db_err)?;
+    Ok(if n > 0 {
+        ProductDeletion::Deleted
+    } else {
+        ProductDeletion::NotFound
+    })
 }

@@ -454,6 +454,38 @@ async fn migrations_apply_once_under_concurrent_starts() {
     drop(stores);
 }
 
+/// A search_path naming a schema that does not exist: the first of several processes starting
+/// together creates it and applies the migrations, the others find both done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_missing_schema_is_created_once_under_concurrent_starts() {
+    let Some(base) = base_url() else { return };
+    let schema = Schema::reserve(base);
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..4 {
+        let url = schema.url("mm_create");
+        tasks.spawn(async move { PgStore::connect(&url, PgOptions::default()).await });
+    }
+    let stores: Vec<PgStore> = tasks
+        .join_all()
+        .await
+        .into_iter()
+        .map(|s| s.expect("every start succeeds"))
+        .collect();
+    let applied: usize = stores.iter().map(PgStore::migrations_applied).sum();
+    assert_eq!(applied, 1, "the migration ran once");
+    let c = admin(base).await.unwrap();
+    let tables: i64 = c
+        .query_one(
+            "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = $1",
+            &[&schema.name],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(tables >= 10, "the tables live in the new schema ({tables})");
+    drop(stores);
+}
+
 /// Bad data in the database is an error, not a panic, and never echoes a secret.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn corrupt_rows_are_errors_not_panics() {

@@ -253,6 +253,15 @@ impl Drop for Schema {
 }
 
 impl Schema {
+    /// A fresh schema name that does not exist yet (the code under test is to create it); it is
+    /// dropped like any other when this is dropped.
+    pub fn reserve(base: &str) -> Schema {
+        Schema {
+            base: base.to_string(),
+            name: unique("mm_test"),
+        }
+    }
+
     /// [`Schema::new`] from synchronous code (or from inside another runtime).
     pub fn create(base: &str) -> Schema {
         let base = base.to_string();

@@ -38,17 +38,12 @@ impl Db {
         ))
     }
 
-    /// The `--db` value.
+    /// The `--db` value. On PostgreSQL the servers' `application_name` is the schema's name, so
+    /// a test can find (and kill) its own servers' connections and no one else's.
     pub fn arg(&self) -> String {
-        self.arg_as("marketmeter_e2e")
-    }
-
-    /// The `--db` value, with this PostgreSQL `application_name` (so that a test can find its
-    /// own server's connections in `pg_stat_activity`).
-    pub fn arg_as(&self, application_name: &str) -> String {
         match self {
             Db::Sqlite(dir) => dir.path().join("db.sqlite3").display().to_string(),
-            Db::Postgres(schema) => schema.url(application_name),
+            Db::Postgres(schema) => schema.url(&schema.name),
         }
     }
 }
@@ -70,11 +65,6 @@ impl Server {
 
     /// A server on `db`, which the caller keeps (across restarts, or shared by several servers).
     pub fn start_on(db: &Db, extra: &[&str]) -> Server {
-        Server::start_on_arg(&db.arg(), extra)
-    }
-
-    /// A server on the database `db_arg` (a `--db` value).
-    pub fn start_on_arg(db_arg: &str, extra: &[&str]) -> Server {
         let seed = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/e2e/seed.toml");
         let mut child = Command::new(env!("CARGO_BIN_EXE_marketmeter"))
             .args([
@@ -87,7 +77,7 @@ impl Server {
                 seed,
                 "--db",
             ])
-            .arg(db_arg)
+            .arg(db.arg())
             .args(extra)
             .env("MARKETMETER_LOG", "warn")
             .stdout(Stdio::piped())
@@ -150,5 +140,96 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A local HTTP endpoint that records every request (a seller's fulfillment page, a webhook).
+/// `answer(path, nth)` gives the status and Location for the nth request (from 0) to a path.
+pub struct Receiver {
+    pub url: String,
+    requests: std::sync::Arc<std::sync::Mutex<Vec<Received>>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub method: String,
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Received {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+impl Receiver {
+    pub fn start(answer: fn(&str, usize) -> (u16, Option<&'static str>)) -> Receiver {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::<Received>::new()));
+        let log = requests.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                    continue;
+                }
+                let mut parts = line.split_whitespace();
+                let method = parts.next().unwrap_or_default().to_string();
+                let path = parts.next().unwrap_or_default().to_string();
+                let mut headers = Vec::new();
+                loop {
+                    let mut h = String::new();
+                    if reader.read_line(&mut h).unwrap_or(0) == 0 || h.trim().is_empty() {
+                        break;
+                    }
+                    if let Some((k, v)) = h.trim_end().split_once(':') {
+                        headers.push((k.trim().to_string(), v.trim().to_string()));
+                    }
+                }
+                let len: usize = headers
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+                    .and_then(|(_, v)| v.parse().ok())
+                    .unwrap_or(0);
+                let mut body = vec![0u8; len];
+                let _ = reader.read_exact(&mut body);
+                let nth = {
+                    let mut log = log.lock().unwrap();
+                    let nth = log.iter().filter(|r| r.path == path).count();
+                    log.push(Received {
+                        method,
+                        path: path.clone(),
+                        headers,
+                        body: String::from_utf8_lossy(&body).into_owned(),
+                    });
+                    nth
+                };
+                let (status, location) = answer(&path, nth);
+                let location = location
+                    .map(|l| format!("Location: {l}\r\n"))
+                    .unwrap_or_default();
+                let page = "<html>welcome</html>";
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 {status} X\r\n{location}Content-Length: {}\r\nConnection: close\r\n\r\n{page}",
+                    page.len()
+                );
+            }
+        });
+        Receiver { url, requests }
+    }
+
+    pub fn requests(&self, path: &str) -> Vec<Received> {
+        let log = self.requests.lock().unwrap();
+        log.iter().filter(|r| r.path == path).cloned().collect()
     }
 }

@@ -15,6 +15,7 @@ pub struct MemoryStore {
 
 #[derive(Default)]
 struct State {
+    accounts: std::collections::BTreeMap<String, Account>,
     keys: HashMap<String, AccessKey>,
     products: HashMap<String, Product>,
     agreements: Vec<Agreement>,
@@ -233,7 +234,12 @@ impl Store for MemoryStore {
             .or_insert_with(|| c.clone())
             .clone())
     }
-    async fn upsert_account(&self, _: &Account) -> StoreResult<()> {
+    async fn upsert_account(&self, a: &Account) -> StoreResult<()> {
+        self.s
+            .lock()
+            .unwrap()
+            .accounts
+            .insert(a.id.clone(), a.clone());
         Ok(())
     }
     async fn upsert_access_key(&self, k: &AccessKey) -> StoreResult<()> {
@@ -281,6 +287,53 @@ impl Store for MemoryStore {
             found = true;
         }
         Ok(found)
+    }
+    async fn account(&self, id: &str) -> StoreResult<Option<Account>> {
+        Ok(self.s.lock().unwrap().accounts.get(id).cloned())
+    }
+    async fn list_accounts(&self) -> StoreResult<Vec<Account>> {
+        Ok(self.s.lock().unwrap().accounts.values().cloned().collect())
+    }
+    async fn list_access_keys(&self, account: Option<&str>) -> StoreResult<Vec<AccessKey>> {
+        let mut keys: Vec<AccessKey> = (self.s.lock().unwrap().keys.values())
+            .filter(|k| account.is_none_or(|a| k.account_id == a))
+            .cloned()
+            .collect();
+        keys.sort_by(|a, b| {
+            (&a.account_id, &a.access_key_id).cmp(&(&b.account_id, &b.access_key_id))
+        });
+        Ok(keys)
+    }
+    async fn delete_access_key(&self, id: &str) -> StoreResult<bool> {
+        Ok(self.s.lock().unwrap().keys.remove(id).is_some())
+    }
+    async fn list_products(&self, seller: Option<&str>) -> StoreResult<Vec<Product>> {
+        Ok((self.s.lock().unwrap().products.values())
+            .filter(|p| seller.is_none_or(|s| p.seller_account == s))
+            .cloned()
+            .collect())
+    }
+    async fn delete_product(&self, code: &str) -> StoreResult<ProductDeletion> {
+        let mut s = self.s.lock().unwrap();
+        if s.agreements.iter().any(|a| a.product_code == code)
+            || s.usage.iter().any(|u| u.product_code == code)
+        {
+            return Ok(ProductDeletion::InUse("agreements or usage".into()));
+        }
+        s.product_keys.retain(|k| k.product_code != code);
+        Ok(match s.products.remove(code) {
+            Some(_) => ProductDeletion::Deleted,
+            None => ProductDeletion::NotFound,
+        })
+    }
+    async fn list_agreements(&self, f: &AgreementFilter) -> StoreResult<Vec<Agreement>> {
+        let is = |want: &Option<String>, have: &str| want.as_deref().is_none_or(|w| w == have);
+        Ok((self.s.lock().unwrap().agreements.iter())
+            .filter(|a| is(&f.product_code, &a.product_code))
+            .filter(|a| is(&f.customer_account, &a.customer_account))
+            .filter(|a| is(&f.agreement_id, &a.agreement_id))
+            .cloned()
+            .collect())
     }
     async fn ping(&self) -> StoreResult<()> {
         Ok(())

@@ -754,6 +754,105 @@ impl Store for PgStore {
         .map(|n| n > 0)
     }
 
+    async fn account(&self, id: &str) -> StoreResult<Option<Account>> {
+        self.one(crate::rows::LIST_ACCOUNTS_SQL, &[&id], rows::account)
+            .await
+    }
+
+    async fn list_accounts(&self) -> StoreResult<Vec<Account>> {
+        self.all(
+            crate::rows::LIST_ACCOUNTS_SQL,
+            &[&None::<String>],
+            rows::account,
+        )
+        .await
+    }
+
+    async fn list_access_keys(&self, account_id: Option<&str>) -> StoreResult<Vec<AccessKey>> {
+        self.all(
+            &crate::rows::list_access_keys_sql(),
+            &[&account_id],
+            rows::access_key,
+        )
+        .await
+    }
+
+    async fn delete_access_key(&self, access_key_id: &str) -> StoreResult<bool> {
+        self.exec(
+            "DELETE FROM access_keys WHERE access_key_id = $1",
+            &[&access_key_id],
+        )
+        .await
+        .map(|n| n > 0)
+    }
+
+    async fn list_products(&self, seller_account: Option<&str>) -> StoreResult<Vec<Product>> {
+        self.all(
+            &select(
+                PRODUCT_COLS,
+                "FROM products WHERE $1::text IS NULL OR seller_account = $1 ORDER BY seq",
+            ),
+            &[&seller_account],
+            rows::product,
+        )
+        .await
+    }
+
+    async fn delete_product(&self, product_code: &str) -> StoreResult<ProductDeletion> {
+        let mut c = self.client().await?;
+        self.count(1);
+        let tx = c.transaction().await.map_err(pg_err)?;
+        let db = self.db(&tx);
+        // The product's own lock: no agreement or product write for this code runs meanwhile.
+        db.lock(&handle("product", &[product_code])).await?;
+        let r = db
+            .query(crate::rows::PRODUCT_REFERENCES_SQL, &[&product_code])
+            .await?;
+        let row = r
+            .first()
+            .ok_or_else(|| StoreError::Unavailable("postgres: no row".into()))?;
+        let mut counts = [0i64; 4];
+        for (i, n) in counts.iter_mut().enumerate() {
+            *n = row.try_get(i).map_err(pg_err)?;
+        }
+        if let Some(held) = crate::rows::product_in_use(counts) {
+            return Ok(ProductDeletion::InUse(held));
+        }
+        db.execute(
+            "DELETE FROM product_keys WHERE product_code = $1",
+            &[&product_code],
+        )
+        .await?;
+        let n = db
+            .execute("DELETE FROM products WHERE code = $1", &[&product_code])
+            .await?;
+        self.count(1);
+        tx.commit().await.map_err(pg_err)?;
+        Ok(if n > 0 {
+            ProductDeletion::Deleted
+        } else {
+            ProductDeletion::NotFound
+        })
+    }
+
+    async fn list_agreements(&self, filter: &AgreementFilter) -> StoreResult<Vec<Agreement>> {
+        self.all(
+            &select(
+                AGREEMENT_COLS,
+                "FROM agreements WHERE ($1::text IS NULL OR product_code = $1) \
+                 AND ($2::text IS NULL OR customer_account = $2) \
+                 AND ($3::text IS NULL OR agreement_id = $3) ORDER BY seq",
+            ),
+            &[
+                &filter.product_code,
+                &filter.customer_account,
+                &filter.agreement_id,
+            ],
+            rows::agreement,
+        )
+        .await
+    }
+
     async fn ping(&self) -> StoreResult<()> {
         self.one("SELECT 1", &[], |_| Ok(())).await.map(|_| ())
     }

@@ -59,6 +59,13 @@ fn allocations_at(r: &Row, col: usize) -> StoreResult<Vec<StoredAllocation>> {
         .collect()
 }
 
+pub(crate) fn account(r: &Row) -> StoreResult<Account> {
+    Ok(Account {
+        id: get(r, 0)?,
+        name: get(r, 1)?,
+    })
+}
+
 pub(crate) fn access_key(r: &Row) -> StoreResult<AccessKey> {
     let resource: Option<String> = get(r, 4)?;
     let platform: Option<String> = get(r, 5)?;

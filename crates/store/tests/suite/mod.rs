@@ -37,6 +37,7 @@ macro_rules! conformance_tests {
     (@list $mode:ident $fresh:path) => {
         conformance_tests!(@cases $mode $fresh;
             catalog_round_trips(store),
+            catalog_listings_and_removals(store),
             upserts_are_idempotent(store),
             dedup_outcomes(store),
             usage_row_round_trip(store),
@@ -379,6 +380,198 @@ pub async fn catalog_round_trips(s: &dyn Store) {
     );
     assert_eq!(s.container_session("prod-c", "pod-2").await.unwrap(), None);
     s.ping().await.unwrap();
+}
+
+/// Listings (admin API) filter and order the same on every backend; revoking a key and deleting
+/// a product take effect at once; a product something refers to is kept and says why.
+pub async fn catalog_listings_and_removals(s: &dyn Store) {
+    for (id, name) in [
+        ("333333333333", None),
+        (SELLER, Some("Seller")),
+        (OTHER_SELLER, None),
+    ] {
+        s.upsert_account(&Account {
+            id: id.into(),
+            name: name.map(str::to_string),
+        })
+        .await
+        .unwrap();
+    }
+    let ids: Vec<String> = s
+        .list_accounts()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.id)
+        .collect();
+    assert_eq!(
+        ids,
+        ["111111111111", "333333333333", "999999999999"],
+        "by id"
+    );
+    assert_eq!(
+        s.account(SELLER).await.unwrap().unwrap().name.as_deref(),
+        Some("Seller")
+    );
+    assert_eq!(s.account("444444444444").await.unwrap(), None);
+
+    let key = |id: &str, account: &str| AccessKey {
+        access_key_id: id.into(),
+        account_id: account.into(),
+        secret_access_key: format!("secret-{id}"),
+        session_token: None,
+        workload: None,
+    };
+    for (id, account) in [
+        ("AKIAB", SELLER),
+        ("AKIAZ", "333333333333"),
+        ("AKIAA", SELLER),
+    ] {
+        s.upsert_access_key(&key(id, account)).await.unwrap();
+    }
+    let listed = |keys: Vec<AccessKey>| -> Vec<String> {
+        keys.into_iter().map(|k| k.access_key_id).collect()
+    };
+    assert_eq!(
+        listed(s.list_access_keys(None).await.unwrap()),
+        ["AKIAA", "AKIAB", "AKIAZ"]
+    );
+    assert_eq!(
+        listed(s.list_access_keys(Some(SELLER)).await.unwrap()),
+        ["AKIAA", "AKIAB"]
+    );
+    assert!(s.delete_access_key("AKIAA").await.unwrap());
+    assert!(
+        !s.delete_access_key("AKIAA").await.unwrap(),
+        "already revoked"
+    );
+    assert_eq!(
+        s.access_key("AKIAA").await.unwrap(),
+        None,
+        "revoked at once"
+    );
+    assert_eq!(
+        listed(s.list_access_keys(Some(SELLER)).await.unwrap()),
+        ["AKIAB"]
+    );
+
+    for (code, seller) in [
+        ("prod-z", SELLER),
+        ("prod-o", OTHER_SELLER),
+        ("prod-a", SELLER),
+    ] {
+        s.upsert_product(&product(code, seller)).await.unwrap();
+    }
+    let codes = |ps: Vec<Product>| -> Vec<String> { ps.into_iter().map(|p| p.code).collect() };
+    assert_eq!(
+        codes(s.list_products(None).await.unwrap()),
+        ["prod-z", "prod-o", "prod-a"],
+        "insertion order"
+    );
+    assert_eq!(
+        codes(s.list_products(Some(SELLER)).await.unwrap()),
+        ["prod-z", "prod-a"]
+    );
+
+    let a1 = agreement("agmt-1", "prod-a", SELLER, "222222222222", "cust-2");
+    let a2 = agreement("agmt-2", "prod-z", SELLER, "222222222222", "cust-2");
+    let a3 = agreement("agmt-3", "prod-a", SELLER, "333333333333", "cust-3");
+    for a in [&a1, &a2, &a3] {
+        s.upsert_agreement(a).await.unwrap();
+    }
+    let filter = |p: Option<&str>, c: Option<&str>, id: Option<&str>| AgreementFilter {
+        product_code: p.map(str::to_string),
+        customer_account: c.map(str::to_string),
+        agreement_id: id.map(str::to_string),
+    };
+    let agreement_ids =
+        |v: Vec<Agreement>| -> Vec<String> { v.into_iter().map(|a| a.agreement_id).collect() };
+    let all = s
+        .list_agreements(&AgreementFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(all, vec![a1.clone(), a2.clone(), a3.clone()]);
+    assert_eq!(
+        agreement_ids(
+            s.list_agreements(&filter(Some("prod-a"), None, None))
+                .await
+                .unwrap()
+        ),
+        ["agmt-1", "agmt-3"]
+    );
+    assert_eq!(
+        agreement_ids(
+            s.list_agreements(&filter(None, Some("222222222222"), None))
+                .await
+                .unwrap()
+        ),
+        ["agmt-1", "agmt-2"]
+    );
+    assert_eq!(
+        agreement_ids(
+            s.list_agreements(&filter(
+                Some("prod-a"),
+                Some("222222222222"),
+                Some("agmt-1")
+            ))
+            .await
+            .unwrap()
+        ),
+        ["agmt-1"]
+    );
+    assert!(s
+        .list_agreements(&filter(Some("prod-o"), None, None))
+        .await
+        .unwrap()
+        .is_empty());
+
+    // prod-a has agreements: kept. prod-o has none: deleted, with its key versions.
+    match s.delete_product("prod-a").await.unwrap() {
+        ProductDeletion::InUse(why) => assert!(why.contains("2 agreements"), "{why}"),
+        other => panic!("prod-a is in use: {other:?}"),
+    }
+    assert!(s.product("prod-a").await.unwrap().is_some());
+    s.insert_product_key(&ProductKey {
+        product_code: "prod-o".into(),
+        seller_account: OTHER_SELLER.into(),
+        version: 1,
+        private_pem: "private".into(),
+        public_pem: "public".into(),
+        created_at: at(1_700_000_000, 0),
+        retired_at: None,
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        s.delete_product("prod-o").await.unwrap(),
+        ProductDeletion::Deleted
+    );
+    assert_eq!(s.product("prod-o").await.unwrap(), None);
+    assert!(s.product_keys("prod-o").await.unwrap().is_empty());
+    assert_eq!(
+        s.delete_product("prod-o").await.unwrap(),
+        ProductDeletion::NotFound
+    );
+    // Usage keeps a product too.
+    let r = row(
+        "rid-z",
+        SELLER,
+        legacy("prod-z", "cust-2"),
+        "users",
+        1,
+        q(1),
+    );
+    s.commit_usage(vec![r]).await.unwrap();
+    s.upsert_agreement(&Agreement {
+        product_code: "prod-a".into(),
+        ..a2.clone()
+    })
+    .await
+    .unwrap();
+    match s.delete_product("prod-z").await.unwrap() {
+        ProductDeletion::InUse(why) => assert_eq!(why, "1 usage records"),
+        other => panic!("prod-z has usage: {other:?}"),
+    }
 }
 
 pub async fn upserts_are_idempotent(s: &dyn Store) {
