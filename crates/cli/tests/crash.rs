@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 // Few buyers (the seed is re-applied at every start) and many dimensions give the key space.
-const CUSTOMERS: usize = 80;
+const CUSTOMERS: usize = 120;
 const DIMENSIONS: [&str; 20] = [
     "d00", "d01", "d02", "d03", "d04", "d05", "d06", "d07", "d08", "d09", "d10", "d11", "d12",
     "d13", "d14", "d15", "d16", "d17", "d18", "d19",
@@ -243,7 +243,14 @@ fn stored(server: &Server) -> HashMap<Key, String> {
         .header("Authorization", format!("Bearer {ADMIN_TOKEN}"))
         .call()
         .unwrap();
-    let doc: Value = serde_json::from_str(&resp.body_mut().read_to_string().unwrap()).unwrap();
+    // Tens of thousands of records: past ureq's default 10 MiB body limit.
+    let text = resp
+        .body_mut()
+        .with_config()
+        .limit(1 << 30)
+        .read_to_string()
+        .unwrap();
+    let doc: Value = serde_json::from_str(&text).unwrap();
     let mut out = HashMap::new();
     for r in doc["records"].as_array().unwrap() {
         let Some(acct) = r["customer_aws_account_id"].as_str() else {
