@@ -84,8 +84,11 @@ done_stage
 
 section "Rust SDK end to end, every server on PostgreSQL (MARKETMETER_TEST_DB=postgres)"
 if [ "$postgres" = yes ]; then
-  MARKETMETER_TEST_DB=postgres cargo test --locked -p marketmeter \
-    --test rust_sdk --test admin_cli --test restart --test catalog --test subscriptions
+  # --workspace, like the stages above: a per-package run unifies features differently and
+  # would rebuild dependencies.
+  MARKETMETER_TEST_DB=postgres cargo test --locked --workspace \
+    --test rust_sdk --test admin_cli --test restart --test catalog --test subscriptions \
+    --test operations --test test_controls --test reports
   done_stage
 else
   done_stage SKIPPED

@@ -4,8 +4,9 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use serde_json::{json, Value};
 
+/// Which running server, and its admin token (shared by `admin` and `report`).
 #[derive(Debug, Args)]
-pub struct AdminArgs {
+pub struct ServerArgs {
     /// Base URL of the running server.
     #[arg(
         long,
@@ -16,6 +17,12 @@ pub struct AdminArgs {
     /// Admin bearer token (printed by `marketmeter serve` when it generated one).
     #[arg(long, env = "MARKETMETER_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: String,
+}
+
+#[derive(Debug, Args)]
+pub struct AdminArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
     #[command(subcommand)]
     pub command: AdminCommand,
 }
@@ -185,15 +192,42 @@ pub enum AdminCommand {
         #[arg(long)]
         pem: Option<i64>,
     },
+    /// Show the metering clock; with `--clock manual`, set or advance it.
+    Clock {
+        #[command(subcommand)]
+        action: Option<crate::controls_client::ClockAction>,
+    },
+    /// Inject faults into the AWS operations (list, add, remove, clear).
+    Faults {
+        #[command(subcommand)]
+        action: Option<crate::controls_client::FaultAction>,
+    },
+    /// Show AWS request quotas, or turn them on or off.
+    Quotas {
+        #[command(subcommand)]
+        action: Option<crate::controls_client::QuotaAction>,
+    },
+    /// Delete all metering state (usage, client tokens, registration tokens, container
+    /// sessions) for a fresh test; the catalog stays.
+    Reset {
+        /// Confirm: this deletes every usage record on the server.
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
-fn call(args: &AdminArgs, method: &str, path: &str, body: Option<Value>) -> Result<Value> {
-    let url = format!("{}{}", args.endpoint.trim_end_matches('/'), path);
+pub(crate) fn call(
+    args: &AdminArgs,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> Result<Value> {
+    let url = format!("{}{}", args.server.endpoint.trim_end_matches('/'), path);
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .build()
         .into();
-    let auth = format!("Bearer {}", args.admin_token);
+    let auth = format!("Bearer {}", args.server.admin_token);
     let resp = match (method, body) {
         ("POST", Some(b)) => agent
             .post(&url)
@@ -202,12 +236,12 @@ fn call(args: &AdminArgs, method: &str, path: &str, body: Option<Value>) -> Resu
         ("PUT", Some(b)) => agent.put(&url).header("Authorization", &auth).send_json(&b),
         ("GET", None) => agent.get(&url).header("Authorization", &auth).call(),
         ("DELETE", None) => agent.delete(&url).header("Authorization", &auth).call(),
-        (m, _) => bail!("unsupported method {m}"),
+        (method, _) => bail!("unsupported method {method}"),
     }
     .with_context(|| format!("could not reach {url}; is `marketmeter serve` running there?"))?;
     let status = resp.status();
-    if status == ureq::http::StatusCode::NO_CONTENT {
-        return Ok(json!({"ok": true}));
+    if status.as_u16() == 204 {
+        return Ok(json!({}));
     }
     let value: Value = resp
         .into_body()
@@ -459,6 +493,10 @@ pub fn run(args: AdminArgs) -> Result<()> {
             }
             v
         }
+        AdminCommand::Clock { action } => crate::controls_client::clock(&args, action.as_ref())?,
+        AdminCommand::Faults { action } => crate::controls_client::faults(&args, action.as_ref())?,
+        AdminCommand::Quotas { action } => crate::controls_client::quotas(&args, action.as_ref())?,
+        AdminCommand::Reset { yes } => crate::controls_client::reset(&args, *yes)?,
     };
     println!("{}", serde_json::to_string_pretty(&out)?);
     Ok(())
@@ -500,7 +538,7 @@ fn with_query(path: &str, params: &[(&str, &Option<String>)]) -> String {
     }
 }
 
-fn urlencode(s: &str) -> String {
+pub(crate) fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {

@@ -25,6 +25,15 @@ pub enum AuthArg {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
 #[serde(rename_all = "lowercase")]
+pub enum ClockArg {
+    /// The machine's clock.
+    System,
+    /// Starts at the machine's time, then moves only through the admin API (tests).
+    Manual,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     Text,
     Json,
@@ -76,6 +85,14 @@ pub struct ServeArgs {
     /// Log format. [default: text]
     #[arg(long, env = "MARKETMETER_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
+    /// URL that receives seller notifications (SNS-style JSON: subscribe-success,
+    /// unsubscribe-pending, entitlement-updated, ...); repeat the flag for several.
+    #[arg(long = "webhook", env = "MARKETMETER_WEBHOOKS", value_delimiter = ',')]
+    pub webhooks: Vec<String>,
+    /// How many times a notification is tried per webhook before it is logged failed (back-off
+    /// 0.5 s, doubling). [default: 5]
+    #[arg(long, env = "MARKETMETER_WEBHOOK_ATTEMPTS")]
+    pub webhook_attempts: Option<u32>,
     /// Connections served at once; more clients wait in the listen backlog. [default: 1024]
     #[arg(long, env = "MARKETMETER_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
@@ -86,14 +103,13 @@ pub struct ServeArgs {
     /// How long a client may take to send a request's body. [default: 30s]
     #[arg(long, env = "MARKETMETER_BODY_TIMEOUT")]
     pub body_timeout: Option<humantime::Duration>,
-    /// URL that receives seller notifications (SNS-style JSON: subscribe-success,
-    /// unsubscribe-pending, entitlement-updated, ...); repeat the flag for several.
-    #[arg(long = "webhook", env = "MARKETMETER_WEBHOOKS", value_delimiter = ',')]
-    pub webhooks: Vec<String>,
-    /// How many times a notification is tried per webhook before it is logged failed (back-off
-    /// 0.5 s, doubling). [default: 5]
-    #[arg(long, env = "MARKETMETER_WEBHOOK_ATTEMPTS")]
-    pub webhook_attempts: Option<u32>,
+    /// The metering rules' clock; `manual` lets the admin API set and advance it. [default: system]
+    #[arg(long, env = "MARKETMETER_CLOCK", value_enum)]
+    pub clock: Option<ClockArg>,
+    /// Enforce AWS's request quotas (10/10/5 per second per account and region for
+    /// BatchMeterUsage/MeterUsage/RegisterUsage) with ThrottlingException. [default: false]
+    #[arg(long, env = "MARKETMETER_AWS_QUOTAS")]
+    pub aws_quotas: Option<bool>,
 }
 
 /// Which database, shared by `serve` and `migrate`.
@@ -186,12 +202,14 @@ struct FileConfig {
     token_ttl: Option<String>,
     single_use_tokens: Option<bool>,
     log_format: Option<LogFormat>,
-    max_connections: Option<usize>,
-    header_timeout: Option<String>,
-    body_timeout: Option<String>,
     #[serde(default)]
     webhooks: Vec<String>,
     webhook_attempts: Option<u32>,
+    max_connections: Option<usize>,
+    header_timeout: Option<String>,
+    body_timeout: Option<String>,
+    clock: Option<ClockArg>,
+    aws_quotas: Option<bool>,
 }
 
 /// Everything `serve` needs, resolved.
@@ -207,9 +225,11 @@ pub struct ServeConfig {
     pub metering: MeteringConfig,
     pub signature_skew: Duration,
     pub log_format: LogFormat,
-    pub limits: marketmeter_server::Limits,
     pub webhooks: Vec<String>,
     pub webhook_attempts: u32,
+    pub limits: marketmeter_server::Limits,
+    pub clock: ClockArg,
+    pub aws_quotas: bool,
 }
 
 fn duration(
@@ -315,9 +335,11 @@ impl ServeArgs {
                 .log_format
                 .or(file.log_format)
                 .unwrap_or(LogFormat::Text),
-            limits,
             webhooks,
             webhook_attempts,
+            limits,
+            clock: self.clock.or(file.clock).unwrap_or(ClockArg::System),
+            aws_quotas: self.aws_quotas.or(file.aws_quotas).unwrap_or(false),
         })
     }
 }

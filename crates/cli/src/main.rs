@@ -2,7 +2,9 @@
 
 mod admin_client;
 mod config;
+mod controls_client;
 mod migrate;
+mod report;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -29,6 +31,8 @@ enum Command {
     Migrate(config::MigrateArgs),
     /// Talk to a running server's admin API.
     Admin(admin_client::AdminArgs),
+    /// Usage and estimated charges from a running server, as a table, JSON or CSV.
+    Report(report::ReportArgs),
     /// Check a seed file without starting a server.
     CheckSeed {
         /// The TOML seed file.
@@ -42,6 +46,7 @@ fn main() -> std::process::ExitCode {
         Command::Serve(args) => serve::run(*args),
         Command::Migrate(args) => migrate::run(args),
         Command::Admin(args) => admin_client::run(args),
+        Command::Report(args) => report::run(args),
         Command::CheckSeed { file } => config::read_seed(&file).and_then(|s| {
             s.check()?;
             println!(

@@ -1,8 +1,9 @@
 //! `marketmeter serve`: open the store, load seeds, print what a newcomer needs, serve.
 
-use crate::config::{read_seed, AuthArg, LogFormat, ServeArgs, ServeConfig};
+use crate::config::{read_seed, AuthArg, ClockArg, LogFormat, ServeArgs, ServeConfig};
 use anyhow::{Context, Result};
-use marketmeter_domain::{Metering, SystemClock};
+use marketmeter_domain::store::CommitObserverRef;
+use marketmeter_domain::{Clock, ManualClock, Metering, SystemClock};
 use marketmeter_server::{AppState, AuthMode};
 use rand::RngCore;
 use std::sync::Arc;
@@ -37,10 +38,20 @@ fn init_logging(format: LogFormat) {
 }
 
 async fn serve(cfg: ServeConfig) -> Result<()> {
-    let opened = crate::migrate::open(&cfg.db, &cfg.db_options).await?;
+    let metrics = Arc::new(marketmeter_server::metrics::Metrics::new());
+    let mut db_options = cfg.db_options.clone();
+    let observer = CommitObserverRef(metrics.clone());
+    db_options.sqlite.commit_observer = Some(observer.clone());
+    db_options.postgres.commit_observer = Some(observer);
+    let opened = crate::migrate::open(&cfg.db, &db_options).await?;
     let store = opened.store;
-    let clock = Arc::new(SystemClock);
-    let now = marketmeter_domain::Clock::now(&*clock);
+    let manual_clock = (cfg.clock == ClockArg::Manual)
+        .then(|| Arc::new(ManualClock::new(time::OffsetDateTime::now_utc())));
+    let clock: Arc<dyn Clock> = match &manual_clock {
+        Some(m) => m.clone(),
+        None => Arc::new(SystemClock),
+    };
+    let now = clock.now();
 
     let mut seeds = Vec::new();
     if cfg.demo {
@@ -75,16 +86,20 @@ async fn serve(cfg: ServeConfig) -> Result<()> {
         cfg.webhook_attempts,
         std::time::Duration::from_millis(500),
     );
-    let state = Arc::new(
-        AppState::new(
-            metering.clone(),
-            auth,
-            admin_token.clone(),
-            cfg.signature_skew,
-        )
-        .with_limits(cfg.limits)
-        .with_notifier(notifier),
-    );
+    let mut state = AppState::new(
+        metering.clone(),
+        auth,
+        admin_token.clone(),
+        cfg.signature_skew,
+    )
+    .with_notifier(notifier)
+    .with_limits(cfg.limits)
+    .with_metrics(metrics)
+    .with_aws_quotas(cfg.aws_quotas);
+    if let Some(m) = manual_clock {
+        state = state.with_manual_clock(m);
+    }
+    let state = Arc::new(state);
 
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
@@ -104,6 +119,15 @@ async fn serve(cfg: ServeConfig) -> Result<()> {
     }
     println!("marketmeter listening on {url}");
     println!("database: {}", cfg.db);
+    if cfg.clock == ClockArg::Manual {
+        println!(
+            "clock: manual, now {} (move it with `marketmeter admin clock`)",
+            marketmeter_domain::windows::rfc3339(metering.clock().now())
+        );
+    }
+    if cfg.aws_quotas {
+        println!("AWS request quotas: on");
+    }
     if generated {
         println!("admin token (generated; set --admin-token or MARKETMETER_ADMIN_TOKEN to fix it): {admin_token}");
     }

@@ -463,7 +463,7 @@ fn postgres_connection_cuts_lose_nothing() {
         unreachable!()
     };
     // The harness names the server's connections after the schema: only ours are cut.
-    let app = schema.name.clone();
+    let app = Db::application_name(schema);
 
     // The killer: terminate this server's backends every 100-300 ms.
     let stop = Arc::new(AtomicBool::new(false));

@@ -24,13 +24,21 @@ fn stdout(o: &Output) -> String {
 fn migrates_then_is_up_to_date(db: &Db, backend: &str) {
     let first = stdout(&migrate(&["--db", &db.arg()]));
     assert!(first.starts_with(&format!("{backend} ")), "{first}");
+    // "applied N migrations (schema version N)": every version, from an empty database.
+    let version = first
+        .trim_end()
+        .strip_suffix(')')
+        .and_then(|s| s.rsplit_once("(schema version "))
+        .map(|(_, v)| v.to_string())
+        .unwrap_or_else(|| panic!("{first}"));
+    let plural = if version == "1" { "" } else { "s" };
     assert!(
-        first.contains("applied 1 migration (schema version 1)"),
+        first.contains(&format!("applied {version} migration{plural} (")),
         "{first}"
     );
     let again = stdout(&migrate(&["--db", &db.arg()]));
     assert!(
-        again.contains("schema is up to date (version 1)"),
+        again.contains(&format!("schema is up to date (version {version})")),
         "{again}"
     );
 }
@@ -57,7 +65,7 @@ fn reads_the_database_from_a_config_file() {
     let db = dir.path().join("from-config.sqlite3");
     std::fs::write(&file, format!("db = {:?}\n", db.display().to_string())).unwrap();
     let out = stdout(&migrate(&["--config", file.to_str().unwrap()]));
-    assert!(out.contains("applied 1 migration"), "{out}");
+    assert!(out.contains("applied "), "{out}");
     assert!(db.exists());
 }
 

@@ -29,23 +29,8 @@ const BUYER: &str = "444455556666";
 const PROCESSES: usize = 3;
 
 fn client(url: &str, creds: (&str, &str, Option<&str>)) -> mm::Client {
-    let credentials = aws_credential_types::Credentials::new(
-        creds.0,
-        creds.1,
-        creds.2.map(str::to_string),
-        None,
-        "scale-out",
-    );
-    let conf = mm::Config::builder()
-        .behavior_version(mm::config::BehaviorVersion::latest())
-        .region(mm::config::Region::new("us-east-1"))
-        .endpoint_url(url)
-        .credentials_provider(credentials)
-        .http_client(aws_smithy_http_client::Builder::new().build_http())
-        // Every attempt counts here: the SDK must not retry behind the test's back.
-        .retry_config(mm::config::retry::RetryConfig::disabled())
-        .build();
-    mm::Client::from_conf(conf)
+    // Retries are off there: every attempt counts, the SDK must not retry behind the test's back.
+    common::sdk_client(url, creds, "us-east-1")
 }
 
 fn now_secs() -> i64 {
@@ -355,7 +340,8 @@ async fn dropped_connections_are_retryable_and_the_server_reconnects() {
     let common::Db::Postgres(schema) = &db else {
         unreachable!()
     };
-    let (url, app) = (schema.url("mm_killer"), schema.name.clone());
+    let url = schema.url("mm_killer");
+    let app = common::Db::application_name(schema);
     let killed: i64 = marketmeter_testpg::on_own_runtime(async move {
         let c = marketmeter_testpg::admin(&url).await.unwrap();
         c.query_one(

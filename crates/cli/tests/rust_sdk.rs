@@ -26,22 +26,7 @@ const LICENSE: &str = "arn:aws:license-manager::111122223333:license/l-e2e0saas0
 const BUYER: &str = "444455556666";
 
 fn client(server: &Server, creds: (&str, &str, Option<&str>), region: &str) -> mm::Client {
-    let http = aws_smithy_http_client::Builder::new().build_http();
-    let credentials = aws_credential_types::Credentials::new(
-        creds.0,
-        creds.1,
-        creds.2.map(str::to_string),
-        None,
-        "e2e",
-    );
-    let conf = mm::Config::builder()
-        .behavior_version(mm::config::BehaviorVersion::latest())
-        .region(mm::config::Region::new(region.to_string()))
-        .endpoint_url(&server.url)
-        .credentials_provider(credentials)
-        .http_client(http)
-        .build();
-    mm::Client::from_conf(conf)
+    common::sdk_client(&server.url, creds, region)
 }
 
 /// Whole hours ago, so each test meters its own hour.

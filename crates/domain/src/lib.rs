@@ -9,6 +9,7 @@ pub mod dedup;
 pub mod jws;
 pub mod metering;
 pub mod model;
+pub mod reports;
 pub mod seed;
 pub mod store;
 pub mod subscriptions;

@@ -171,7 +171,68 @@ pub trait Store: Send + Sync + 'static {
     /// deleted in one transaction).
     async fn delete_product(&self, product_code: &str) -> StoreResult<ProductDeletion>;
     async fn list_agreements(&self, filter: &AgreementFilter) -> StoreResult<Vec<Agreement>>;
+    // --- reports
+    /// Usage aggregated to (bucket, product, customer, dimension) groups, or with
+    /// `tag_key` the allocations carrying that tag to (..., tag value) groups, in no particular
+    /// order. See [`crate::reports`].
+    async fn usage_groups(
+        &self,
+        query: &crate::reports::GroupQuery,
+    ) -> StoreResult<Vec<crate::reports::UsageGroup>>;
+
+    // --- test controls
+    /// Deletes all metering state of every seller (usage records, MeterUsage client tokens,
+    /// registration tokens, container sessions) in one transaction; the catalog stays.
+    async fn reset_metering(&self) -> StoreResult<ResetCounts>;
 
     /// Liveness of the underlying database.
     async fn ping(&self) -> StoreResult<()>;
+}
+
+/// Rows a [`Store::reset_metering`] deleted, per kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+pub struct ResetCounts {
+    pub usage_records: u64,
+    pub client_tokens: u64,
+    pub registration_tokens: u64,
+    pub container_sessions: u64,
+}
+
+/// The tables [`Store::reset_metering`] empties, in the order of [`ResetCounts`]' fields.
+pub const METERING_TABLES: [&str; 4] = [
+    "usage_records",
+    "client_tokens",
+    "registration_tokens",
+    "container_sessions",
+];
+
+impl ResetCounts {
+    /// From per-table counts in [`METERING_TABLES`] order.
+    pub fn from_counts(n: [u64; 4]) -> Self {
+        Self {
+            usage_records: n[0],
+            client_tokens: n[1],
+            registration_tokens: n[2],
+            container_sessions: n[3],
+        }
+    }
+}
+
+/// Told about every write transaction a store commits, for metrics. Called on the store's
+/// write path, so implementations must be cheap (atomic counters, histograms).
+pub trait CommitObserver: Send + Sync + 'static {
+    /// `writes`: write requests that shared the transaction (the SQLite group-commit size;
+    /// always 1 on PostgreSQL, where each request commits on its own). `elapsed`: from BEGIN
+    /// to the end of COMMIT. `ok`: whether it committed.
+    fn committed(&self, writes: usize, elapsed: std::time::Duration, ok: bool);
+}
+
+/// A shareable [`CommitObserver`] that store options can carry (and print).
+#[derive(Clone)]
+pub struct CommitObserverRef(pub std::sync::Arc<dyn CommitObserver>);
+
+impl std::fmt::Debug for CommitObserverRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CommitObserver")
+    }
 }

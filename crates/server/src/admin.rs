@@ -19,7 +19,11 @@ use std::sync::Arc;
 use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
 
-pub struct AdminFailure(StatusCode, &'static str, String);
+pub struct AdminFailure(
+    pub(crate) StatusCode,
+    pub(crate) &'static str,
+    pub(crate) String,
+);
 
 impl IntoResponse for AdminFailure {
     fn into_response(self) -> Response {
@@ -54,7 +58,7 @@ impl From<marketmeter_domain::StoreError> for AdminFailure {
     }
 }
 
-type AdminResult = Result<Response, AdminFailure>;
+pub(crate) type AdminResult = Result<Response, AdminFailure>;
 
 pub(crate) fn bad_request(m: impl Into<String>) -> AdminFailure {
     AdminFailure(StatusCode::BAD_REQUEST, "BadRequest", m.into())

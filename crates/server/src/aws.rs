@@ -1,6 +1,7 @@
 //! The AWS endpoint: `POST /` dispatched on `X-Amz-Target`.
 
 use crate::auth::authenticate;
+use crate::faults;
 use crate::response::{error_response, ok_response};
 use crate::AppState;
 use axum::body::Body;
@@ -48,9 +49,29 @@ async fn serve_operation(
     let caller = authenticate(state, method.as_str(), uri, headers, &body).await?;
     let m = &state.metering;
     tracing::debug!(operation = op.name(), account = ?caller.account_id, "request");
+    state.quotas.check(op, &caller)?;
+    let fault = state.faults.draw(op);
+    if let Some(delay) = fault.delay {
+        tokio::time::sleep(delay).await;
+    }
+    if let Some(e) = fault.error() {
+        return Err(e);
+    }
     Ok(match decode_request(op, &body)? {
-        Request::BatchMeterUsage(r) => ok_response(&m.batch_meter_usage(&caller, r).await?),
-        Request::MeterUsage(r) => ok_response(&m.meter_usage(&caller, r).await?),
+        Request::BatchMeterUsage(r) => {
+            let result = if fault.unprocessed {
+                faults::unprocessed(r)
+            } else {
+                m.batch_meter_usage(&caller, r).await?
+            };
+            state.metrics.batch_records(&result);
+            ok_response(&result)
+        }
+        Request::MeterUsage(r) => {
+            let result = m.meter_usage(&caller, r).await?;
+            state.metrics.meter_record();
+            ok_response(&result)
+        }
         Request::RegisterUsage(r) => ok_response(&m.register_usage(&caller, r).await?),
         Request::ResolveCustomer(r) => ok_response(&m.resolve_customer(&caller, r).await?),
     })

@@ -6,9 +6,14 @@ pub mod admin_catalog;
 pub mod admin_subscriptions;
 pub mod auth;
 pub mod aws;
+pub mod controls;
+pub mod faults;
 pub mod limits;
+pub mod metrics;
 pub mod notify;
 mod outbound;
+pub mod quotas;
+pub mod reports;
 pub mod response;
 
 pub use auth::AuthMode;
@@ -17,7 +22,7 @@ pub use limits::Limits;
 use axum::routing::{get, post};
 use axum::Router;
 use http::HeaderValue;
-use marketmeter_domain::Metering;
+use marketmeter_domain::{ManualClock, Metering};
 use marketmeter_sigv4::{SigningKeyCache, VerifyConfig};
 use marketmeter_wire::{ApiError, ErrorCode};
 use std::sync::Arc;
@@ -28,9 +33,14 @@ pub struct AppState {
     pub admin_token: String,
     pub verify: VerifyConfig,
     pub signing_keys: SigningKeyCache,
-    pub limits: Limits,
     /// Seller notifications (webhooks); disabled unless set with [`AppState::with_notifier`].
     pub notifier: notify::Notifier,
+    pub limits: Limits,
+    pub metrics: Arc<metrics::Metrics>,
+    pub faults: faults::Faults,
+    pub quotas: quotas::Quotas,
+    /// Set when the server runs with `--clock manual` (the same clock the metering rules read).
+    pub manual_clock: Option<Arc<ManualClock>>,
 }
 
 impl AppState {
@@ -49,9 +59,18 @@ impl AppState {
                 max_skew,
             },
             signing_keys: SigningKeyCache::default(),
-            limits: Limits::default(),
             notifier: notify::Notifier::disabled(),
+            limits: Limits::default(),
+            metrics: Arc::default(),
+            faults: faults::Faults::default(),
+            quotas: quotas::Quotas::new(false),
+            manual_clock: None,
         }
+    }
+
+    pub fn with_notifier(mut self, notifier: notify::Notifier) -> Self {
+        self.notifier = notifier;
+        self
     }
 
     pub fn with_limits(mut self, limits: Limits) -> Self {
@@ -59,15 +78,34 @@ impl AppState {
         self
     }
 
-    pub fn with_notifier(mut self, notifier: notify::Notifier) -> Self {
-        self.notifier = notifier;
+    /// Starts with the AWS request quotas on.
+    pub fn with_aws_quotas(mut self, on: bool) -> Self {
+        self.quotas = quotas::Quotas::new(on);
+        self
+    }
+
+    /// Lets the admin API read, set and advance `clock`, which must be the metering clock.
+    pub fn with_manual_clock(mut self, clock: Arc<ManualClock>) -> Self {
+        self.manual_clock = Some(clock);
+        self
+    }
+
+    /// Uses `metrics` (shared with the store's commit observer) instead of a private set.
+    pub fn with_metrics(mut self, metrics: Arc<metrics::Metrics>) -> Self {
+        self.metrics = metrics;
         self
     }
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
-        .route("/", post(aws::handle))
+        .route(
+            "/",
+            post(aws::handle).layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                metrics::observe,
+            )),
+        )
         .route(
             "/admin/v1/registration-tokens",
             post(admin::create_registration_token),
@@ -83,14 +121,26 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .merge(admin_catalog::routes(state.clone()))
         .merge(admin_subscriptions::routes(state.clone()))
+        .route("/admin/openapi.json", get(openapi))
+        .merge(controls::routes())
+        .route("/admin/v1/reports/usage", get(reports::usage_report))
         .route("/health/live", get(|| async { "ok" }))
         .route("/health/ready", get(ready))
+        .route("/metrics", get(metrics::scrape))
         .fallback(aws::fallback)
         .with_state(state)
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             panic_response,
         ))
         .layer(axum::middleware::from_fn(request_id))
+}
+
+/// The admin API's OpenAPI 3.1 document (public: it describes, it holds nothing secret).
+async fn openapi() -> impl axum::response::IntoResponse {
+    (
+        [(http::header::CONTENT_TYPE, "application/json")],
+        include_str!("openapi.json"),
+    )
 }
 
 async fn ready(

@@ -14,6 +14,7 @@ mod database;
 mod migrate;
 mod postgres;
 mod read;
+mod reports;
 mod rows;
 mod write;
 mod writer;
@@ -43,6 +44,8 @@ pub struct SqliteOptions {
     pub busy_timeout: Duration,
     /// Most write commands committed in one transaction.
     pub max_batch: usize,
+    /// Told about every group commit (metrics).
+    pub commit_observer: Option<CommitObserverRef>,
 }
 
 impl Default for SqliteOptions {
@@ -51,6 +54,7 @@ impl Default for SqliteOptions {
             readers: 4,
             busy_timeout: Duration::from_secs(5),
             max_batch: 256,
+            commit_observer: None,
         }
     }
 }
@@ -138,7 +142,7 @@ impl SqliteStore {
             .map_err(|e| unavailable("read pool", e))?;
 
         let counters = Arc::new(Counters::default());
-        let writer = Writer::spawn(conn, opts.max_batch, counters.clone())
+        let writer = Writer::spawn(conn, opts.max_batch, counters.clone(), opts.commit_observer)
             .map_err(|e| unavailable("cannot start the writer thread", e))?;
         Ok(SqliteStore {
             writer,
@@ -500,6 +504,18 @@ impl Store for SqliteStore {
         self.writer
             .call(move |c| write::retire_product_key(c, &product_code, version, at))
             .await
+    }
+
+    async fn usage_groups(
+        &self,
+        query: &marketmeter_domain::reports::GroupQuery,
+    ) -> StoreResult<Vec<marketmeter_domain::reports::UsageGroup>> {
+        let q = query.clone();
+        with_reader(&self.pool, move |c| reports::usage_groups(c, &q)).await
+    }
+
+    async fn reset_metering(&self) -> StoreResult<ResetCounts> {
+        self.writer.call(write::reset_metering).await
     }
 
     async fn account(&self, id: &str) -> StoreResult<Option<Account>> {

@@ -15,10 +15,16 @@ pub(crate) struct Migration {
 }
 
 /// SQLite migrations, in order. Append only: never edit a released file.
-pub(crate) const SQLITE: &[Migration] = &[Migration {
-    version: 1,
-    sql: include_str!("../migrations/sqlite/0001_init.sql"),
-}];
+pub(crate) const SQLITE: &[Migration] = &[
+    Migration {
+        version: 1,
+        sql: include_str!("../migrations/sqlite/0001_init.sql"),
+    },
+    Migration {
+        version: 2,
+        sql: include_str!("../migrations/sqlite/0002_report_index.sql"),
+    },
+];
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum MigrateError {

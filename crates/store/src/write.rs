@@ -7,7 +7,8 @@ use crate::rows::{
 use marketmeter_domain::dedup::is_retry;
 use marketmeter_domain::model::*;
 use marketmeter_domain::store::{
-    MeterOutcome, ProductDeletion, StoreError, StoreResult, TokenClaim, UsageOutcome,
+    MeterOutcome, ProductDeletion, ResetCounts, StoreError, StoreResult, TokenClaim, UsageOutcome,
+    METERING_TABLES,
 };
 use marketmeter_wire::Quantity;
 use r2d2_sqlite::rusqlite::{params, Connection, OptionalExtension};
@@ -392,6 +393,18 @@ pub(crate) fn retire_product_key(
         .and_then(|mut s| s.execute(params![product_code, version, to_us(at)]))
         .map_err(db_err)?;
     Ok(changed > 0)
+}
+
+/// Empties the metering tables (the caller's savepoint makes it all or nothing).
+pub(crate) fn reset_metering(c: &Connection) -> StoreResult<ResetCounts> {
+    let mut n = [0u64; 4];
+    for (count, table) in n.iter_mut().zip(METERING_TABLES) {
+        *count = c
+            .prepare_cached(&format!("DELETE FROM {table}"))
+            .and_then(|mut s| s.execute([]))
+            .map_err(db_err)? as u64;
+    }
+    Ok(ResetCounts::from_counts(n))
 }
 
 pub(crate) fn delete_product(conn: &Connection, code: &str) -> StoreResult<ProductDeletion> {

@@ -8,7 +8,7 @@
 //! the group is told `Unavailable` (their work was rolled back together).
 
 use crate::rows::db_err;
-use marketmeter_domain::store::{StoreError, StoreResult};
+use marketmeter_domain::store::{CommitObserverRef, StoreError, StoreResult};
 use r2d2_sqlite::rusqlite::Connection;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -86,11 +86,12 @@ impl Writer {
         conn: Connection,
         max_batch: usize,
         counters: Arc<Counters>,
+        observer: Option<CommitObserverRef>,
     ) -> std::io::Result<Self> {
         let (tx, rx) = mpsc::channel::<Boxed>();
         let thread = std::thread::Builder::new()
             .name("marketmeter-sqlite-writer".into())
-            .spawn(move || run(conn, rx, max_batch.max(1), &counters))?;
+            .spawn(move || run(conn, rx, max_batch.max(1), &counters, observer))?;
         Ok(Self { tx, thread })
     }
 
@@ -120,7 +121,13 @@ fn stopped() -> StoreError {
 }
 
 /// The writer loop: ends when every sender (the store) is gone.
-fn run(conn: Connection, rx: mpsc::Receiver<Boxed>, max_batch: usize, counters: &Counters) {
+fn run(
+    conn: Connection,
+    rx: mpsc::Receiver<Boxed>,
+    max_batch: usize,
+    counters: &Counters,
+    observer: Option<CommitObserverRef>,
+) {
     let mut group: Vec<Boxed> = Vec::with_capacity(max_batch);
     while let Ok(first) = rx.recv() {
         group.push(first);
@@ -130,7 +137,11 @@ fn run(conn: Connection, rx: mpsc::Receiver<Boxed>, max_batch: usize, counters: 
                 Err(_) => break,
             }
         }
+        let started = std::time::Instant::now();
         let committed = run_group(&conn, &mut group);
+        if let Some(o) = &observer {
+            o.0.committed(group.len(), started.elapsed(), committed);
+        }
         counters
             .commands
             .fetch_add(group.len() as u64, Ordering::Relaxed);

@@ -38,12 +38,26 @@ impl Db {
         ))
     }
 
-    /// The `--db` value. On PostgreSQL the servers' `application_name` is the schema's name, so
-    /// a test can find (and kill) its own servers' connections and no one else's.
+    /// The PostgreSQL `application_name` of servers on `schema`: its own per schema, so that a
+    /// test can find (and terminate) its servers' connections without touching other tests'.
+    pub fn application_name(schema: &Schema) -> String {
+        format!("mm_e2e_{}", schema.name)
+    }
+
+    /// The `--db` value (on PostgreSQL with [`Db::application_name`]).
     pub fn arg(&self) -> String {
         match self {
+            Db::Postgres(schema) => self.arg_as(&Db::application_name(schema)),
+            Db::Sqlite(_) => self.arg_as("marketmeter_e2e"),
+        }
+    }
+
+    /// The `--db` value, with this PostgreSQL `application_name` (so that a test can find its
+    /// own server's connections in `pg_stat_activity`).
+    pub fn arg_as(&self, application_name: &str) -> String {
+        match self {
             Db::Sqlite(dir) => dir.path().join("db.sqlite3").display().to_string(),
-            Db::Postgres(schema) => schema.url(&schema.name),
+            Db::Postgres(schema) => schema.url(application_name),
         }
     }
 }
@@ -52,6 +66,8 @@ pub struct Server {
     child: Child,
     pub url: String,
     _db: Option<Db>,
+    /// The server's log output, when started with [`Server::start_logged`].
+    pub stderr: Option<std::process::ChildStderr>,
 }
 
 impl Server {
@@ -63,8 +79,25 @@ impl Server {
         server
     }
 
+    /// A server on a fresh database whose log lines (filter `log`) are kept in `stderr`.
+    pub fn start_logged(extra: &[&str], log: &str) -> Server {
+        let db = Db::fresh();
+        let mut server = Server::spawn(&db.arg(), extra, Some(log));
+        server._db = Some(db);
+        server
+    }
+
     /// A server on `db`, which the caller keeps (across restarts, or shared by several servers).
     pub fn start_on(db: &Db, extra: &[&str]) -> Server {
+        Server::spawn(&db.arg(), extra, None)
+    }
+
+    /// A server on the database `db_arg` (a `--db` value).
+    pub fn start_on_arg(db_arg: &str, extra: &[&str]) -> Server {
+        Server::spawn(db_arg, extra, None)
+    }
+
+    fn spawn(db_arg: &str, extra: &[&str], log: Option<&str>) -> Server {
         let seed = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/e2e/seed.toml");
         let mut child = Command::new(env!("CARGO_BIN_EXE_marketmeter"))
             .args([
@@ -77,11 +110,15 @@ impl Server {
                 seed,
                 "--db",
             ])
-            .arg(db.arg())
+            .arg(db_arg)
             .args(extra)
-            .env("MARKETMETER_LOG", "warn")
+            .env("MARKETMETER_LOG", log.unwrap_or("warn"))
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(if log.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::inherit()
+            })
             .spawn()
             .expect("spawn marketmeter");
         let stdout = child.stdout.take().unwrap();
@@ -97,10 +134,12 @@ impl Server {
         };
         // Keep draining stdout so the server never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
+        let stderr = child.stderr.take();
         Server {
             child,
             url,
             _db: None,
+            stderr,
         }
     }
 
@@ -129,6 +168,14 @@ impl Server {
 }
 
 impl Server {
+    /// SIGTERM, then waits for the process: the exit status of a graceful shutdown.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(sent.success(), "kill -TERM {pid}");
+        self.child.wait().unwrap()
+    }
+
     /// SIGKILL: no graceful shutdown, as in a crash.
     pub fn kill(mut self) {
         let _ = self.child.kill();
@@ -232,4 +279,93 @@ impl Receiver {
         let log = self.requests.lock().unwrap();
         log.iter().filter(|r| r.path == path).cloned().collect()
     }
+}
+
+/// The Rust SDK client of `creds` (access key, secret, session token) against `url`. Retries
+/// are off: every attempt the test makes reaches the server exactly once.
+pub fn sdk_client(
+    url: &str,
+    creds: (&str, &str, Option<&str>),
+    region: &str,
+) -> aws_sdk_marketplacemetering::Client {
+    use aws_sdk_marketplacemetering::config;
+    let credentials = aws_credential_types::Credentials::new(
+        creds.0,
+        creds.1,
+        creds.2.map(str::to_string),
+        None,
+        "e2e",
+    );
+    let conf = config::Config::builder()
+        .behavior_version(config::BehaviorVersion::latest())
+        .region(config::Region::new(region.to_string()))
+        .endpoint_url(url)
+        .credentials_provider(credentials)
+        .http_client(aws_smithy_http_client::Builder::new().build_http())
+        .retry_config(config::retry::RetryConfig::disabled())
+        .build();
+    aws_sdk_marketplacemetering::Client::from_conf(conf)
+}
+
+/// The value of the sample of `metric` whose labels include every `labels` pair
+/// (Prometheus text format); None when there is no such sample.
+pub fn metric(text: &str, metric: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.rsplit_once(' '))
+        .find(|(series, _)| {
+            let (name, rest) = series.split_once('{').unwrap_or((series, ""));
+            name == metric
+                && labels
+                    .iter()
+                    .all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")))
+        })
+        .and_then(|(_, value)| value.parse().ok())
+}
+
+/// Credentials of the shared e2e seed (tests/e2e/seed.toml): (access key, secret, session token).
+pub type Creds = (&'static str, &'static str, Option<&'static str>);
+pub const SELLER: Creds = ("AKIAE2ESELLER0000001", "seller-secret", None);
+pub const BUYER_EC2: Creds = (
+    "ASIAE2EBUYEREC200001",
+    "buyer-ec2-secret",
+    Some("buyer-ec2-session-token"),
+);
+/// The subscribed buyer's e2e-saas license.
+pub const LICENSE: &str = "arn:aws:license-manager::111122223333:license/l-e2e0saas0buyer";
+
+pub fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// A BatchMeterUsage record of the subscribed buyer's e2e-saas license.
+pub fn license_record(
+    at: i64,
+    dimension: &str,
+    quantity: i32,
+) -> aws_sdk_marketplacemetering::types::builders::UsageRecordBuilder {
+    aws_sdk_marketplacemetering::types::UsageRecord::builder()
+        .timestamp(aws_smithy_types::DateTime::from_secs(at))
+        .customer_aws_account_id("444455556666")
+        .license_arn(LICENSE)
+        .dimension(dimension)
+        .quantity(quantity)
+}
+
+/// Runs `marketmeter <subcommand> --endpoint <server> --admin-token <token> <args>`.
+pub fn cli(server: &Server, subcommand: &str, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_marketmeter"))
+        .args([
+            subcommand,
+            "--endpoint",
+            &server.url,
+            "--admin-token",
+            ADMIN_TOKEN,
+        ])
+        .args(args)
+        .output()
+        .unwrap()
 }

@@ -335,6 +335,32 @@ impl Store for MemoryStore {
             .cloned()
             .collect())
     }
+    async fn usage_groups(
+        &self,
+        q: &marketmeter_domain::reports::GroupQuery,
+    ) -> StoreResult<Vec<marketmeter_domain::reports::UsageGroup>> {
+        // Rule tests never report; the real stores' conformance suite covers this.
+        let _ = q;
+        Err(StoreError::Unavailable(
+            "reports are not modelled by the rule-test store".into(),
+        ))
+    }
+
+    async fn reset_metering(&self) -> StoreResult<ResetCounts> {
+        let mut s = self.s.lock().unwrap();
+        let counts = [
+            s.usage.len(),
+            s.client_tokens.len(),
+            s.tokens.len(),
+            s.sessions.len(),
+        ]
+        .map(|n| n as u64);
+        s.usage.clear();
+        s.client_tokens.clear();
+        s.tokens.clear();
+        s.sessions.clear();
+        Ok(ResetCounts::from_counts(counts))
+    }
     async fn ping(&self) -> StoreResult<()> {
         Ok(())
     }

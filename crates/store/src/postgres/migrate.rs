@@ -16,10 +16,16 @@ pub(crate) struct Migration {
 }
 
 /// PostgreSQL migrations, in order. Append only: never edit a released file.
-pub(crate) const POSTGRES: &[Migration] = &[Migration {
-    version: 1,
-    sql: include_str!("../../migrations/postgres/0001_init.sql"),
-}];
+pub(crate) const POSTGRES: &[Migration] = &[
+    Migration {
+        version: 1,
+        sql: include_str!("../../migrations/postgres/0001_init.sql"),
+    },
+    Migration {
+        version: 2,
+        sql: include_str!("../../migrations/postgres/0002_report_index.sql"),
+    },
+];
 
 /// Advisory lock key taken while migrating ("mmmigrat" in ASCII).
 const MIGRATION_LOCK: i64 = 0x6d6d_6d69_6772_6174;

@@ -14,6 +14,7 @@
 //! * The schema is versioned SQL in `migrations/postgres/`, applied at connect ([`migrate`]).
 
 mod migrate;
+mod reports;
 mod rows;
 mod write;
 
@@ -45,6 +46,8 @@ pub struct PgOptions {
     pub wait_timeout: Duration,
     /// `application_name` of the connections, unless the URL sets one.
     pub application_name: String,
+    /// Told about every usage transaction (metrics).
+    pub commit_observer: Option<CommitObserverRef>,
 }
 
 impl Default for PgOptions {
@@ -54,6 +57,7 @@ impl Default for PgOptions {
             connect_timeout: Duration::from_secs(5),
             wait_timeout: Duration::from_secs(10),
             application_name: "marketmeter".into(),
+            commit_observer: None,
         }
     }
 }
@@ -69,6 +73,7 @@ pub struct PgStore {
     pool: Pool,
     statements: Arc<AtomicU64>,
     migrations_applied: usize,
+    observer: Option<CommitObserverRef>,
 }
 
 /// Maps a database error to the domain error. Integrity and data errors are the caller's input
@@ -179,9 +184,17 @@ impl PgStore {
             pool,
             statements: Arc::new(AtomicU64::new(0)),
             migrations_applied: 0,
+            observer: opts.commit_observer.clone(),
         };
         store.migrations_applied = store.migrate().await?;
         Ok(store)
+    }
+
+    /// Reports one usage transaction to the commit observer (each request commits alone).
+    fn observe(&self, started: std::time::Instant, ok: bool) {
+        if let Some(o) = &self.observer {
+            o.0.committed(1, started.elapsed(), ok);
+        }
     }
 
     /// Applies pending migrations (done by [`PgStore::connect`]); returns how many ran.
@@ -479,13 +492,20 @@ impl Store for PgStore {
         if rows.is_empty() {
             return Ok(Vec::new());
         }
+        let started = std::time::Instant::now();
         let mut c = self.client().await?;
         self.count(1);
         let tx = c.transaction().await.map_err(pg_err)?;
-        let out = write::offer_usage(&self.db(&tx), &rows).await?;
-        self.count(1);
-        tx.commit().await.map_err(pg_err)?;
-        Ok(out)
+        let out = write::offer_usage(&self.db(&tx), &rows).await;
+        let out = match out {
+            Ok(out) => {
+                self.count(1);
+                tx.commit().await.map_err(pg_err).map(|()| out)
+            }
+            Err(e) => Err(e),
+        };
+        self.observe(started, out.is_ok());
+        out
     }
 
     async fn commit_meter_usage(
@@ -500,6 +520,7 @@ impl Store for PgStore {
                 .map(MeterOutcome::Usage)
                 .ok_or_else(|| StoreError::Unavailable("postgres: no outcome".into()));
         };
+        let started = std::time::Instant::now();
         let mut c = self.client().await?;
         self.count(1);
         let tx = c.transaction().await.map_err(pg_err)?;
@@ -551,7 +572,9 @@ impl Store for PgStore {
                 )
                 .await?;
                 self.count(1);
-                tx.commit().await.map_err(pg_err)?;
+                let committed = tx.commit().await.map_err(pg_err);
+                self.observe(started, committed.is_ok());
+                committed?;
             }
             // A duplicate is refused, so its token stays free (nothing was written: the
             // transaction is rolled back when dropped).
@@ -752,6 +775,32 @@ impl Store for PgStore {
         )
         .await
         .map(|n| n > 0)
+    }
+
+    async fn usage_groups(
+        &self,
+        query: &marketmeter_domain::reports::GroupQuery,
+    ) -> StoreResult<Vec<marketmeter_domain::reports::UsageGroup>> {
+        let (sql, params) = reports::statement(query);
+        let refs: Vec<&(dyn ToSql + Sync)> = params
+            .iter()
+            .map(|p| p.as_ref() as &(dyn ToSql + Sync))
+            .collect();
+        self.all(&sql, &refs, reports::group).await
+    }
+
+    async fn reset_metering(&self) -> StoreResult<ResetCounts> {
+        let mut c = self.client().await?;
+        self.count(1);
+        let tx = c.transaction().await.map_err(pg_err)?;
+        let db = self.db(&tx);
+        let mut n = [0u64; 4];
+        for (count, table) in n.iter_mut().zip(METERING_TABLES) {
+            *count = db.execute(&format!("DELETE FROM {table}"), &[]).await?;
+        }
+        self.count(1);
+        tx.commit().await.map_err(pg_err)?;
+        Ok(ResetCounts::from_counts(n))
     }
 
     async fn account(&self, id: &str) -> StoreResult<Option<Account>> {

@@ -48,6 +48,8 @@ macro_rules! conformance_tests {
             container_session_first_wins(arc),
             concurrent_overlapping_batches(arc),
             concurrent_client_tokens(arc),
+            reset_clears_metering_state(store),
+            usage_groups_aggregate(store),
         );
     };
     (@cases $mode:ident $fresh:path; $($case:ident($kind:ident)),* $(,)?) => {$(
@@ -1172,4 +1174,282 @@ pub async fn concurrent_client_tokens(s: Arc<dyn Store>) {
             .unwrap(),
         None
     );
+}
+
+// ------------------------------------------------------------------ test controls
+
+pub async fn reset_clears_metering_state(s: &dyn Store) {
+    s.upsert_product(&product("prod-a", SELLER)).await.unwrap();
+    let a = agreement("agmt-1", "prod-a", SELLER, "222222222222", "ci-1");
+    s.upsert_agreement(&a).await.unwrap();
+    let legacy_row = row("r-1", SELLER, legacy("prod-a", "ci-1"), "users", 7, q(2));
+    let other_seller = row("r-2", OTHER_SELLER, legacy("prod-z", "ci-9"), "gb", 7, q(1));
+    s.commit_usage(vec![legacy_row.clone(), other_seller.clone()])
+        .await
+        .unwrap();
+    s.commit_meter_usage(Some(claim("tok-a", "fp")), workload_row("m-1", 8, q(1)))
+        .await
+        .unwrap();
+    s.insert_registration_token(&reg_token("reg-1", false))
+        .await
+        .unwrap();
+    let t = at(1_700_000_000, 0);
+    s.register_container_session(&session("pod-1", "222222222222", t))
+        .await
+        .unwrap();
+
+    let counts = s.reset_metering().await.unwrap();
+    assert_eq!(
+        counts,
+        ResetCounts {
+            usage_records: 3,
+            client_tokens: 1,
+            registration_tokens: 1,
+            container_sessions: 1,
+        }
+    );
+    assert!(s
+        .usage_records(&UsageFilter::default())
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(s.usage_by_key(&legacy_row.key).await.unwrap(), None);
+    assert_eq!(s.client_token("222222222222", "tok-a").await.unwrap(), None);
+    assert_eq!(s.registration_token("reg-1").await.unwrap(), None);
+    assert_eq!(s.container_session("prod-c", "pod-1").await.unwrap(), None);
+    // The catalog stays.
+    assert_eq!(
+        s.product("prod-a").await.unwrap(),
+        Some(product("prod-a", SELLER))
+    );
+    assert_eq!(
+        s.agreement_by_license(&a.license_arn).await.unwrap(),
+        Some(a)
+    );
+
+    // The freed keys take new records, and a second reset finds nothing.
+    let mut again = legacy_row.clone();
+    again.metering_record_id = "r-3".into();
+    again.quantity = q(5);
+    assert_eq!(
+        s.commit_usage(vec![again]).await.unwrap(),
+        vec![stored("r-3")]
+    );
+    assert_eq!(s.reset_metering().await.unwrap().usage_records, 1);
+    assert_eq!(s.reset_metering().await.unwrap(), ResetCounts::default());
+}
+
+// ------------------------------------------------------------------ reports
+
+fn tagged(quantity: &str, tags: &[(&str, &str)]) -> StoredAllocation {
+    StoredAllocation {
+        quantity: Quantity::parse_decimal(quantity).unwrap(),
+        tags: tags
+            .iter()
+            .map(|(k, v)| AllocationTag {
+                key: k.to_string(),
+                value: v.to_string(),
+            })
+            .collect(),
+    }
+}
+
+fn group(
+    bucket_hour: i64,
+    product: &str,
+    customer: &str,
+    dimension: &str,
+    tag: Option<&str>,
+    quantity: &str,
+    records: u64,
+) -> marketmeter_domain::reports::UsageGroup {
+    marketmeter_domain::reports::UsageGroup {
+        bucket_hour,
+        product_code: product.into(),
+        customer: customer.into(),
+        dimension: dimension.into(),
+        tag_value: tag.map(str::to_string),
+        quantity: Quantity::parse_decimal(quantity).unwrap(),
+        records,
+    }
+}
+
+/// Groups come in no particular order.
+fn sorted(
+    mut v: Vec<marketmeter_domain::reports::UsageGroup>,
+) -> Vec<marketmeter_domain::reports::UsageGroup> {
+    v.sort();
+    v
+}
+
+pub async fn usage_groups_aggregate(s: &dyn Store) {
+    use marketmeter_domain::reports::{Grain, GroupQuery};
+    let day = 20_000 * 24; // an hour number on a day boundary
+    let mut split = row(
+        "g-1",
+        SELLER,
+        legacy("prod-a", "ci-1"),
+        "users",
+        day + 1,
+        q(10),
+    );
+    split.allocations = vec![
+        tagged("6.5", &[("team", "blue"), ("env", "prod")]),
+        tagged("2.25", &[("team", "red")]),
+        tagged("1.25", &[("env", "dev")]),
+    ];
+    let rows = vec![
+        split,
+        row(
+            "g-2",
+            SELLER,
+            legacy("prod-a", "ci-1"),
+            "users",
+            day + 2,
+            q(5),
+        ),
+        row(
+            "g-3",
+            SELLER,
+            legacy("prod-a", "ci-2"),
+            "users",
+            day + 2,
+            q(1),
+        ),
+        row("g-4", SELLER, legacy("prod-a", "ci-1"), "gb", day + 3, q(7)),
+        row(
+            "g-5",
+            SELLER,
+            license("222222222222", "arn:l"),
+            "users",
+            day + 25,
+            q(4),
+        ),
+        row(
+            "g-6",
+            SELLER,
+            legacy("prod-a", "ci-1"),
+            "users",
+            day + 48,
+            q(100),
+        ),
+        row(
+            "g-7",
+            OTHER_SELLER,
+            legacy("prod-a", "ci-1"),
+            "users",
+            day + 1,
+            q(1000),
+        ),
+    ];
+    s.commit_usage(rows).await.unwrap();
+    let base = GroupQuery {
+        seller_account: Some(SELLER.into()),
+        product_code: Some("prod-a".into()),
+        from_hour: day,
+        to_hour: day + 48,
+        grain: Grain::Day,
+        by_customer: true,
+        tag_key: None,
+    };
+
+    // Days: g-6 is outside [from, to); g-5 is another product; g-7 another seller.
+    assert_eq!(
+        sorted(s.usage_groups(&base).await.unwrap()),
+        vec![
+            group(day, "prod-a", "ci-1", "gb", None, "7", 1),
+            group(day, "prod-a", "ci-1", "users", None, "15", 2),
+            group(day, "prod-a", "ci-2", "users", None, "1", 1),
+        ]
+    );
+    // Hours, every product of the seller; license records report the buyer's account.
+    let hours = sorted(
+        s.usage_groups(&GroupQuery {
+            product_code: None,
+            grain: Grain::Hour,
+            ..base.clone()
+        })
+        .await
+        .unwrap(),
+    );
+    assert_eq!(
+        hours,
+        vec![
+            group(day + 1, "prod-a", "ci-1", "users", None, "10", 1),
+            group(day + 2, "prod-a", "ci-1", "users", None, "5", 1),
+            group(day + 2, "prod-a", "ci-2", "users", None, "1", 1),
+            group(day + 3, "prod-a", "ci-1", "gb", None, "7", 1),
+            group(day + 25, "prod-lic", "222222222222", "users", None, "4", 1),
+        ]
+    );
+    // Every seller.
+    let all = sorted(
+        s.usage_groups(&GroupQuery {
+            seller_account: None,
+            to_hour: day + 2,
+            ..base.clone()
+        })
+        .await
+        .unwrap(),
+    );
+    assert_eq!(
+        all,
+        vec![group(day, "prod-a", "ci-1", "users", None, "1010", 2)]
+    );
+
+    // Tags: exact decimal sums of the allocations carrying the key, by value.
+    let teams = sorted(
+        s.usage_groups(&GroupQuery {
+            tag_key: Some("team".into()),
+            ..base.clone()
+        })
+        .await
+        .unwrap(),
+    );
+    assert_eq!(
+        teams,
+        vec![
+            group(day, "prod-a", "ci-1", "users", Some("blue"), "6.5", 1),
+            group(day, "prod-a", "ci-1", "users", Some("red"), "2.25", 1),
+        ]
+    );
+    let envs = sorted(
+        s.usage_groups(&GroupQuery {
+            tag_key: Some("env".into()),
+            grain: Grain::Hour,
+            ..base.clone()
+        })
+        .await
+        .unwrap(),
+    );
+    assert_eq!(
+        envs,
+        vec![
+            group(day + 1, "prod-a", "ci-1", "users", Some("dev"), "1.25", 1),
+            group(day + 1, "prod-a", "ci-1", "users", Some("prod"), "6.5", 1),
+        ]
+    );
+    // Without customers: one group per (bucket, product, dimension).
+    assert_eq!(
+        sorted(
+            s.usage_groups(&GroupQuery {
+                by_customer: false,
+                ..base.clone()
+            })
+            .await
+            .unwrap()
+        ),
+        vec![
+            group(day, "prod-a", "", "gb", None, "7", 1),
+            group(day, "prod-a", "", "users", None, "16", 3),
+        ]
+    );
+    assert!(s
+        .usage_groups(&GroupQuery {
+            tag_key: Some("nobody".into()),
+            ..base
+        })
+        .await
+        .unwrap()
+        .is_empty());
 }
