@@ -3,7 +3,7 @@
 #   format check, clippy with warnings as errors, build, every Rust test (unit, property, store
 #   conformance, the Rust SDK end to end), then the Python suites (boto3, AWS CLI v1, raw HTTP,
 #   the demo's commands as printed) in a virtual environment .venv that scripts/test-python.sh
-#   creates on first use.
+#   creates on first use, a bounded fuzz run (scripts/fuzz.sh), and the PostgreSQL repeats.
 # Exits non-zero at the first failing stage; the summary at the end says which one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -76,6 +76,10 @@ done_stage
 
 section "Python: boto3, AWS CLI v1, raw HTTP, demo (scripts/test-python.sh)"
 MARKETMETER_BIN="$PWD/target/debug/marketmeter" bash scripts/test-python.sh
+done_stage
+
+section "fuzz: every cargo-fuzz target for FUZZ_SECONDS (20) from real SDK requests (scripts/fuzz.sh)"
+bash scripts/fuzz.sh
 done_stage
 
 section "Rust SDK end to end, every server on PostgreSQL (MARKETMETER_TEST_DB=postgres)"

@@ -257,6 +257,23 @@ class TestForgedSignatures:
         refused(Signed(server, "BatchMeterUsage", _batch(), access_key="AKIANOSUCHKEY0000000").send(),
                 "UnrecognizedClientException")
 
+    def test_revoked_and_rotated_keys(self, server):
+        status, key = server.admin("POST", "/admin/v1/access-keys", {"account": "111122223333"})
+        assert status == 201, key
+        kid, secret = key["access_key_id"], key["secret_access_key"]
+        use = lambda k, s: Signed(server, "BatchMeterUsage", EMPTY_BATCH, access_key=k, secret=s).send()  # noqa: E731
+        assert use(kid, secret)[0] == 200
+        status, rotated = server.admin("POST", f"/admin/v1/access-keys/{kid}/rotate")
+        assert status == 201, rotated
+        new = rotated["access_key"]
+        refused(use(kid, secret), "UnrecognizedClientException")
+        assert use(new["access_key_id"], new["secret_access_key"])[0] == 200
+        assert server.admin("DELETE", f"/admin/v1/access-keys/{new['access_key_id']}")[0] == 204
+        refused(use(new["access_key_id"], new["secret_access_key"]), "UnrecognizedClientException")
+        # The secret of a revoked key under another (valid) key id is just a wrong secret.
+        refused(Signed(server, "BatchMeterUsage", EMPTY_BATCH, secret=new["secret_access_key"]).send(),
+                "InvalidSignatureException")
+
     def test_no_authorization(self, server):
         s = Signed(server, "BatchMeterUsage", _batch())
         s.set("Authorization", None)
@@ -353,13 +370,38 @@ class TestTenantIsolation:
 # Admin API
 
 
+# One call of every admin route (README "Endpoints"), each of which would change or reveal state.
 ADMIN_CALLS = [
     ("GET", "/admin/v1/usage-records?product_code=e2e-saas", None),
     ("POST", "/admin/v1/registration-tokens", {"product_code": SAAS, "customer_aws_account_id": BUYER_ACCOUNT}),
     ("GET", "/admin/v1/products/e2e-container/public-keys", None),
     ("POST", "/admin/v1/products/e2e-container/public-keys", None),
     ("POST", "/admin/v1/products/e2e-container/public-keys/1/retire", None),
+    ("GET", "/admin/v1/accounts", None),
+    ("GET", "/admin/v1/accounts/111122223333", None),
+    ("PUT", "/admin/v1/accounts/123123123123", {"name": "intruder"}),
+    ("GET", "/admin/v1/access-keys", None),
+    ("POST", "/admin/v1/access-keys", {"account": "111122223333"}),
+    ("POST", "/admin/v1/access-keys/AKIAE2ESELLER0000001/rotate", None),
+    ("DELETE", "/admin/v1/access-keys/AKIAE2ESELLER0000001", None),
+    ("GET", "/admin/v1/products", None),
+    ("GET", "/admin/v1/products/e2e-saas", None),
+    ("PUT", "/admin/v1/products/intruder-saas", {"seller": "111122223333", "kind": "saas", "dimensions": [{"name": "x"}]}),
+    ("DELETE", "/admin/v1/products/other-saas", None),
+    ("GET", "/admin/v1/agreements", None),
+    ("POST", "/admin/v1/agreements", {"product_code": SAAS, "customer_aws_account_id": "123123123123"}),
+    ("GET", "/admin/v1/agreements/agmt-e2e-saas-buyer", None),
+    ("POST", "/admin/v1/agreements/agmt-e2e-saas-buyer/cancel", None),
+    ("GET", "/admin/v1/customers?product_code=e2e-saas", None),
+    ("POST", "/admin/v1/catalog", {"accounts": [{"id": "123123123123"}]}),
+    ("POST", "/admin/v1/subscriptions", {"product_code": SAAS, "customer_aws_account_id": "123123123123"}),
+    ("POST", "/admin/v1/subscriptions/cancel", {"product_code": SAAS, "customer_aws_account_id": BUYER_ACCOUNT}),
+    ("GET", "/admin/v1/notifications", None),
 ]
+
+# Listings whose contents must not change through refused calls.
+ADMIN_STATE = ["/admin/v1/accounts", "/admin/v1/access-keys", "/admin/v1/products", "/admin/v1/agreements",
+               "/admin/v1/products/e2e-container/public-keys", "/admin/v1/notifications"]
 
 BAD_AUTHORIZATIONS = [
     None,
@@ -390,23 +432,28 @@ def _admin_raw(server, method, path, body, authorization):
 
 class TestAdminApi:
     def test_refused_without_the_right_token_and_changes_nothing(self, server):
-        keys_before = server.public_keys("e2e-container")
+        before = {path: server.admin("GET", path) for path in ADMIN_STATE}
         for method, path, body in ADMIN_CALLS:
             for authorization in BAD_AUTHORIZATIONS:
                 status, doc = _admin_raw(server, method, path, body, authorization)
                 assert (status, doc.get("error", {}).get("code")) == (401, "Unauthorized"), (path, authorization, doc)
                 assert_no_secret(json.dumps(doc))
-        # Neither a key version was added nor one retired by the refused calls.
-        assert server.public_keys("e2e-container") == keys_before
+        for path, state in before.items():
+            assert state[0] == 200, (path, state)
+            assert server.admin("GET", path) == state, f"a refused call changed {path}"
 
     def test_the_right_token_is_accepted(self, server):
         status, doc = _admin_raw(server, *ADMIN_CALLS[0][:2], None, f"Bearer {ADMIN_TOKEN}")
         assert status == 200 and "records" in doc, doc
 
     def test_listings_carry_no_secrets(self, server):
-        status, doc = _admin_raw(server, "GET", "/admin/v1/usage-records?limit=100000", None, f"Bearer {ADMIN_TOKEN}")
-        assert status == 200
-        assert_no_secret(json.dumps(doc))
+        for path in ["/admin/v1/usage-records?limit=100000", "/admin/v1/access-keys", "/admin/v1/accounts",
+                     "/admin/v1/products", "/admin/v1/agreements", "/admin/v1/customers?product_code=e2e-saas"]:
+            status, doc = _admin_raw(server, "GET", path, None, f"Bearer {ADMIN_TOKEN}")
+            assert status == 200, (path, doc)
+            assert_no_secret(json.dumps(doc))
+        keys = server.admin("GET", "/admin/v1/access-keys")[1]["access_keys"]
+        assert {k["access_key_id"] for k in keys} >= {c[0] for c in CREDS.values()}, "the listing is not the keys"
         keys = json.dumps(server.public_keys("e2e-container"))
         assert "PRIVATE" not in keys and '"d"' not in keys, "public-key listing exposes private key material"
 

@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 // Few buyers (the seed is re-applied at every start) and many dimensions give the key space.
-const CUSTOMERS: usize = 80;
+const CUSTOMERS: usize = 120;
 const DIMENSIONS: [&str; 20] = [
     "d00", "d01", "d02", "d03", "d04", "d05", "d06", "d07", "d08", "d09", "d10", "d11", "d12",
     "d13", "d14", "d15", "d16", "d17", "d18", "d19",
@@ -243,7 +243,14 @@ fn stored(server: &Server) -> HashMap<Key, String> {
         .header("Authorization", format!("Bearer {ADMIN_TOKEN}"))
         .call()
         .unwrap();
-    let doc: Value = serde_json::from_str(&resp.body_mut().read_to_string().unwrap()).unwrap();
+    // Tens of thousands of records: past ureq's default 10 MiB body limit.
+    let text = resp
+        .body_mut()
+        .with_config()
+        .limit(1 << 30)
+        .read_to_string()
+        .unwrap();
+    let doc: Value = serde_json::from_str(&text).unwrap();
     let mut out = HashMap::new();
     for r in doc["records"].as_array().unwrap() {
         let Some(acct) = r["customer_aws_account_id"].as_str() else {
@@ -331,7 +338,7 @@ fn verify(server: &Server, o: &Outcomes) {
 }
 
 /// Load with SIGKILLs at random moments; returns what the clients saw.
-fn kill_cycles(db_arg: &str, seed: &str, label: &str) -> Outcomes {
+fn kill_cycles(db: &Db, seed: &str, label: &str) -> Outcomes {
     let cycles = cycles();
     let seed_value = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -345,7 +352,7 @@ fn kill_cycles(db_arg: &str, seed: &str, label: &str) -> Outcomes {
     let hour = now_hour();
     let started = Instant::now();
     for _ in 0..cycles {
-        let server = Server::start_on_arg(db_arg, &args(seed));
+        let server = Server::start_on(db, &args(seed));
         let stop = Arc::new(AtomicBool::new(false));
         let clients: Vec<_> = (0..CLIENTS)
             .map(|_| {
@@ -377,7 +384,7 @@ fn kill_cycles(db_arg: &str, seed: &str, label: &str) -> Outcomes {
 fn kill_and_verify(db: &Db, label: &str) -> usize {
     let dir = tempfile::tempdir().unwrap();
     let seed = write_seed(dir.path());
-    let o = kill_cycles(&db.arg(), &seed, label);
+    let o = kill_cycles(db, &seed, label);
     assert!(
         !o.acked.is_empty() && !o.refused.is_empty(),
         "the load never got going"
@@ -451,11 +458,12 @@ fn postgres_connection_cuts_lose_nothing() {
     };
     let dir = tempfile::tempdir().unwrap();
     let seed = write_seed(dir.path());
-    let app = format!("mm_crash_{}", std::process::id());
-    let server = Server::start_on_arg(&db.arg_as(&app), &args(&seed));
+    let server = Server::start_on(&db, &args(&seed));
     let Db::Postgres(schema) = &db else {
         unreachable!()
     };
+    // The harness names the server's connections after the schema: only ours are cut.
+    let app = Db::application_name(schema);
 
     // The killer: terminate this server's backends every 100-300 ms.
     let stop = Arc::new(AtomicBool::new(false));
