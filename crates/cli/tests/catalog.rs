@@ -9,23 +9,13 @@ use aws_sdk_marketplacemetering::types::{UsageRecord, UsageRecordResultStatus};
 use aws_smithy_types::DateTime;
 use common::{Server, ADMIN_TOKEN};
 use serde_json::Value;
-use std::process::{Command, Output};
+use std::process::Output;
 
 const SELLER: &str = "123456789012";
 const BUYER: &str = "444455556666";
 
 fn admin(server: &Server, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_marketmeter"))
-        .args([
-            "admin",
-            "--endpoint",
-            &server.url,
-            "--admin-token",
-            ADMIN_TOKEN,
-        ])
-        .args(args)
-        .output()
-        .unwrap()
+    common::cli(server, "admin", args)
 }
 
 fn ok(out: Output) -> Value {
