@@ -43,6 +43,14 @@ fn bad(m: impl Into<String>) -> AdminError {
     AdminError::BadRequest(m.into())
 }
 
+/// A write the store refuses (a code or license of another seller) is the caller's input.
+fn refused_by_store(e: crate::StoreError) -> AdminError {
+    match e {
+        crate::StoreError::Invalid(m) => AdminError::BadRequest(m),
+        other => other.into(),
+    }
+}
+
 /// The model's CustomerAWSAccountId: 1-255 digits (real AWS account ids have 12).
 pub fn is_account_id(s: &str) -> bool {
     !s.is_empty() && s.len() <= 255 && s.bytes().all(|b| b.is_ascii_digit())
@@ -199,10 +207,7 @@ impl<'a> Catalog<'a> {
         self.store
             .upsert_product(product)
             .await
-            .map_err(|e| match e {
-                crate::StoreError::Invalid(m) => AdminError::BadRequest(m),
-                other => other.into(),
-            })?;
+            .map_err(refused_by_store)?;
         if product.kind == ProductKind::Container
             && self.store.product_keys(&product.code).await?.is_empty()
         {
@@ -247,11 +252,7 @@ impl<'a> Catalog<'a> {
         let customer_identifier = match &spec.customer_identifier {
             Some(c) if c.is_empty() => return Err(bad("customer_identifier must not be empty")),
             Some(c) => c.clone(),
-            None => self
-                .store
-                .customer_identifier_of(&spec.customer_account)
-                .await?
-                .unwrap_or_else(|| default_customer_identifier(&spec.customer_account)),
+            None => self.customer_identifier(&spec.customer_account).await?,
         };
         let agreement = Agreement {
             agreement_id: spec
@@ -272,11 +273,18 @@ impl<'a> Catalog<'a> {
         self.store
             .upsert_agreement(&agreement)
             .await
-            .map_err(|e| match e {
-                crate::StoreError::Invalid(m) => AdminError::BadRequest(m),
-                other => other.into(),
-            })?;
+            .map_err(refused_by_store)?;
         Ok(agreement)
+    }
+
+    /// The identifier a buyer is known by: the one it already has (the same across products),
+    /// else one derived from its account.
+    pub async fn customer_identifier(&self, customer_account: &str) -> Result<String, AdminError> {
+        Ok(self
+            .store
+            .customer_identifier_of(customer_account)
+            .await?
+            .unwrap_or_else(|| default_customer_identifier(customer_account)))
     }
 
     /// The agreement with this id (ids are unique per seller; `seller` picks one when several
@@ -308,16 +316,18 @@ impl<'a> Catalog<'a> {
     }
 
     /// Cancels, expires or re-activates an agreement; metering sees the change at once.
+    /// Returns the agreement and whether its status changed.
     pub async fn set_agreement_status(
         &self,
         agreement_id: &str,
         seller: Option<&str>,
         status: AgreementStatus,
-    ) -> Result<Agreement, AdminError> {
+    ) -> Result<(Agreement, bool), AdminError> {
         let mut agreement = self.agreement(agreement_id, seller).await?;
+        let changed = agreement.status != status;
         agreement.status = status;
         self.store.upsert_agreement(&agreement).await?;
-        Ok(agreement)
+        Ok((agreement, changed))
     }
 }
 

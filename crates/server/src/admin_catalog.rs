@@ -383,12 +383,10 @@ async fn agreement_action(
             )))
         }
     };
-    let c = catalog(&state);
-    let before = c.agreement(&id, q.seller.as_deref()).await?;
-    let a = c
+    let (a, changed) = catalog(&state)
         .set_agreement_status(&id, q.seller.as_deref(), status)
         .await?;
-    if before.status != a.status {
+    if changed {
         let note = Notification::about(&a, NotificationAction::EntitlementUpdated, false);
         crate::admin_subscriptions::publish(&state, &[note]);
     }
