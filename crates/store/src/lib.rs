@@ -6,10 +6,13 @@
 //! * One writer thread owns the only write connection and group-commits concurrent writes
 //!   (see [`writer`]): many requests, one transaction, one fsync.
 //! * Reads use a pool of read-only connections (WAL lets them run beside the writer).
+//! * Catalog reads on the metering path are cached in process and the cache is emptied by the
+//!   writer after every catalog write ([`catalog_cache`]).
 //! * The schema is versioned SQL in `migrations/sqlite/`, applied at open ([`migrate`]).
 //! * Durability: WAL with `synchronous=FULL`; nothing is acknowledged before COMMIT returns.
 //! * [`SqliteStore::open_in_memory`] gives tests the same store without a file.
 
+mod catalog_cache;
 mod database;
 mod migrate;
 mod postgres;
@@ -20,6 +23,7 @@ mod write;
 mod writer;
 
 use async_trait::async_trait;
+use catalog_cache::CatalogCache;
 use marketmeter_domain::model::*;
 use marketmeter_domain::store::*;
 use r2d2_sqlite::rusqlite::{params, Connection};
@@ -73,6 +77,7 @@ pub struct StoreStats {
 pub struct SqliteStore {
     writer: Writer,
     pool: Pool,
+    cache: Arc<CatalogCache>,
     counters: Arc<Counters>,
     path: PathBuf,
     migrations_applied: usize,
@@ -142,11 +147,19 @@ impl SqliteStore {
             .map_err(|e| unavailable("read pool", e))?;
 
         let counters = Arc::new(Counters::default());
-        let writer = Writer::spawn(conn, opts.max_batch, counters.clone(), opts.commit_observer)
-            .map_err(|e| unavailable("cannot start the writer thread", e))?;
+        let cache = Arc::new(CatalogCache::default());
+        let writer = Writer::spawn(
+            conn,
+            opts.max_batch,
+            counters.clone(),
+            opts.commit_observer,
+            cache.clone(),
+        )
+        .map_err(|e| unavailable("cannot start the writer thread", e))?;
         Ok(SqliteStore {
             writer,
             pool,
+            cache,
             counters,
             path,
             migrations_applied,
@@ -233,50 +246,74 @@ fn configure_writer(
 impl Store for SqliteStore {
     async fn access_key(&self, access_key_id: &str) -> StoreResult<Option<AccessKey>> {
         let id = access_key_id.to_string();
-        with_reader(&self.pool, move |c| {
-            one(
-                c,
-                &format!(
-                    "SELECT {} FROM access_keys WHERE access_key_id = ?1",
-                    rows::ACCESS_KEY_COLS
-                ),
-                params![id],
-                rows::access_key,
+        self.cache
+            .get(
+                |m| &mut m.access_keys,
+                id.clone(),
+                || async move {
+                    with_reader(&self.pool, move |c| {
+                        one(
+                            c,
+                            &format!(
+                                "SELECT {} FROM access_keys WHERE access_key_id = ?1",
+                                rows::ACCESS_KEY_COLS
+                            ),
+                            params![id],
+                            rows::access_key,
+                        )
+                    })
+                    .await
+                },
             )
-        })
-        .await
+            .await
     }
 
     async fn product(&self, code: &str) -> StoreResult<Option<Product>> {
         let code = code.to_string();
-        with_reader(&self.pool, move |c| {
-            one(
-                c,
-                &format!(
-                    "SELECT {} FROM products WHERE code = ?1 ORDER BY rowid LIMIT 1",
-                    rows::PRODUCT_COLS
-                ),
-                params![code],
-                rows::product,
+        self.cache
+            .get(
+                |m| &mut m.products,
+                code.clone(),
+                || async move {
+                    with_reader(&self.pool, move |c| {
+                        one(
+                            c,
+                            &format!(
+                                "SELECT {} FROM products WHERE code = ?1 ORDER BY rowid LIMIT 1",
+                                rows::PRODUCT_COLS
+                            ),
+                            params![code],
+                            rows::product,
+                        )
+                    })
+                    .await
+                },
             )
-        })
-        .await
+            .await
     }
 
     async fn agreement_by_license(&self, license_arn: &str) -> StoreResult<Option<Agreement>> {
         let arn = license_arn.to_string();
-        with_reader(&self.pool, move |c| {
-            one(
-                c,
-                &format!(
-                    "SELECT {} FROM agreements WHERE license_arn = ?1 ORDER BY rowid LIMIT 1",
-                    rows::AGREEMENT_COLS
-                ),
-                params![arn],
-                rows::agreement,
+        self.cache
+            .get(
+                |m| &mut m.licenses,
+                arn.clone(),
+                || async move {
+                    with_reader(&self.pool, move |c| {
+                        one(
+                            c,
+                            &format!(
+                        "SELECT {} FROM agreements WHERE license_arn = ?1 ORDER BY rowid LIMIT 1",
+                        rows::AGREEMENT_COLS
+                    ),
+                            params![arn],
+                            rows::agreement,
+                        )
+                    })
+                    .await
+                },
             )
-        })
-        .await
+            .await
     }
 
     async fn agreements_for_customer(
@@ -285,19 +322,23 @@ impl Store for SqliteStore {
         customer_account: &str,
     ) -> StoreResult<Vec<Agreement>> {
         let (p, a) = (product_code.to_string(), customer_account.to_string());
-        with_reader(&self.pool, move |c| {
-            all(
-                c,
-                &format!(
-                    "SELECT {} FROM agreements WHERE product_code = ?1 AND customer_account = ?2 \
-                     ORDER BY rowid",
-                    rows::AGREEMENT_COLS
-                ),
-                params![p, a],
-                rows::agreement,
-            )
-        })
-        .await
+        self.cache
+            .get(|m| &mut m.by_customer, (p.clone(), a.clone()), || async move {
+            with_reader(&self.pool, move |c| {
+                all(
+                    c,
+                    &format!(
+                        "SELECT {} FROM agreements WHERE product_code = ?1 AND customer_account = ?2 \
+                         ORDER BY rowid",
+                        rows::AGREEMENT_COLS
+                    ),
+                    params![p, a],
+                    rows::agreement,
+                )
+            })
+                .await
+            })
+            .await
     }
 
     async fn agreements_for_identifier(
@@ -306,29 +347,45 @@ impl Store for SqliteStore {
         customer_identifier: &str,
     ) -> StoreResult<Vec<Agreement>> {
         let (p, ci) = (product_code.to_string(), customer_identifier.to_string());
-        with_reader(&self.pool, move |c| {
-            all(
-                c,
-                &format!(
-                    "SELECT {} FROM agreements \
-                     WHERE product_code = ?1 AND customer_identifier = ?2 ORDER BY rowid",
-                    rows::AGREEMENT_COLS
-                ),
-                params![p, ci],
-                rows::agreement,
+        self.cache
+            .get(
+                |m| &mut m.by_identifier,
+                (p.clone(), ci.clone()),
+                || async move {
+                    with_reader(&self.pool, move |c| {
+                        all(
+                            c,
+                            &format!(
+                                "SELECT {} FROM agreements \
+                         WHERE product_code = ?1 AND customer_identifier = ?2 ORDER BY rowid",
+                                rows::AGREEMENT_COLS
+                            ),
+                            params![p, ci],
+                            rows::agreement,
+                        )
+                    })
+                    .await
+                },
             )
-        })
-        .await
+            .await
     }
 
     async fn customer_identifier_exists(&self, customer_identifier: &str) -> StoreResult<bool> {
         let ci = customer_identifier.to_string();
-        with_reader(&self.pool, move |c| {
-            c.prepare_cached("SELECT 1 FROM agreements WHERE customer_identifier = ?1")
-                .and_then(|mut s| s.exists(params![ci]))
-                .map_err(rows::db_err)
-        })
-        .await
+        self.cache
+            .get(
+                |m| &mut m.identifier_exists,
+                ci.clone(),
+                || async move {
+                    with_reader(&self.pool, move |c| {
+                        c.prepare_cached("SELECT 1 FROM agreements WHERE customer_identifier = ?1")
+                            .and_then(|mut s| s.exists(params![ci]))
+                            .map_err(rows::db_err)
+                    })
+                    .await
+                },
+            )
+            .await
     }
 
     async fn customer_identifier_of(&self, customer_account: &str) -> StoreResult<Option<String>> {
@@ -422,7 +479,7 @@ impl Store for SqliteStore {
             return Ok(Vec::new());
         }
         self.writer
-            .call(move |c| write::commit_usage(c, &rows))
+            .call_metering(move |c| write::commit_usage(c, &rows))
             .await
     }
 
@@ -432,14 +489,14 @@ impl Store for SqliteStore {
         row: UsageRecordRow,
     ) -> StoreResult<MeterOutcome> {
         self.writer
-            .call(move |c| write::commit_meter_usage(c, claim.as_ref(), &row))
+            .call_metering(move |c| write::commit_meter_usage(c, claim.as_ref(), &row))
             .await
     }
 
     async fn insert_registration_token(&self, token: &RegistrationToken) -> StoreResult<()> {
         let t = token.clone();
         self.writer
-            .call(move |c| write::insert_registration_token(c, &t))
+            .call_metering(move |c| write::insert_registration_token(c, &t))
             .await
     }
 
@@ -450,7 +507,7 @@ impl Store for SqliteStore {
     ) -> StoreResult<bool> {
         let (t, at) = (token.to_string(), rows::to_us(at));
         self.writer
-            .call(move |c| write::consume_registration_token(c, &t, at))
+            .call_metering(move |c| write::consume_registration_token(c, &t, at))
             .await
     }
 
@@ -460,7 +517,7 @@ impl Store for SqliteStore {
     ) -> StoreResult<ContainerSession> {
         let s = session.clone();
         self.writer
-            .call(move |c| write::register_container_session(c, &s))
+            .call_metering(move |c| write::register_container_session(c, &s))
             .await
     }
 
@@ -520,7 +577,7 @@ impl Store for SqliteStore {
     }
 
     async fn reset_metering(&self) -> StoreResult<ResetCounts> {
-        self.writer.call(write::reset_metering).await
+        self.writer.call_metering(write::reset_metering).await
     }
 
     async fn account(&self, id: &str) -> StoreResult<Option<Account>> {

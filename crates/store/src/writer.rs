@@ -6,7 +6,12 @@
 //! itself. Then it COMMITs once (one fsync for the whole group) and only then answers every
 //! caller: nothing is acknowledged before it is durable. If the COMMIT fails, every command of
 //! the group is told `Unavailable` (their work was rolled back together).
+//!
+//! Every command is taken to change the catalog unless queued with [`Writer::call_metering`];
+//! after a group with any such command the catalog cache is emptied, before any caller hears
+//! back (see [`crate::catalog_cache`]).
 
+use crate::catalog_cache::CatalogCache;
 use crate::rows::db_err;
 use marketmeter_domain::store::{CommitObserverRef, StoreError, StoreResult};
 use r2d2_sqlite::rusqlite::Connection;
@@ -32,10 +37,13 @@ trait Command: Send {
     fn fail(&mut self, e: StoreError);
     /// Sends the outcome to the waiting caller.
     fn reply(self: Box<Self>);
+    /// Whether the work may change catalog rows (the cache is then emptied).
+    fn touches_catalog(&self) -> bool;
 }
 
 struct Job<T, F> {
     work: Option<F>,
+    catalog: bool,
     outcome: Option<StoreResult<T>>,
     reply: oneshot::Sender<StoreResult<T>>,
 }
@@ -72,6 +80,10 @@ where
         // The caller may have gone away (request cancelled); the write stands regardless.
         let _ = self.reply.send(out);
     }
+
+    fn touches_catalog(&self) -> bool {
+        self.catalog
+    }
 }
 
 type Boxed = Box<dyn Command>;
@@ -87,16 +99,36 @@ impl Writer {
         max_batch: usize,
         counters: Arc<Counters>,
         observer: Option<CommitObserverRef>,
+        cache: Arc<CatalogCache>,
     ) -> std::io::Result<Self> {
         let (tx, rx) = mpsc::channel::<Boxed>();
         let thread = std::thread::Builder::new()
             .name("marketmeter-sqlite-writer".into())
-            .spawn(move || run(conn, rx, max_batch.max(1), &counters, observer))?;
+            .spawn(move || run(conn, rx, max_batch.max(1), &counters, observer, &cache))?;
         Ok(Self { tx, thread })
     }
 
-    /// Queues `work` for the next group and waits until its group has committed.
+    /// Queues `work` for the next group and waits until its group has committed. The work
+    /// may change the catalog: the catalog cache is emptied before the answer.
     pub async fn call<T, F>(&self, work: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    {
+        self.queue(work, true).await
+    }
+
+    /// [`Writer::call`] for work that writes metering state only (usage records, client
+    /// tokens, registration tokens, container sessions), never a catalog row.
+    pub async fn call_metering<T, F>(&self, work: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    {
+        self.queue(work, false).await
+    }
+
+    async fn queue<T, F>(&self, work: F, catalog: bool) -> StoreResult<T>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
@@ -104,6 +136,7 @@ impl Writer {
         let (reply, rx) = oneshot::channel();
         let job: Boxed = Box::new(Job {
             work: Some(work),
+            catalog,
             outcome: None,
             reply,
         });
@@ -127,6 +160,7 @@ fn run(
     max_batch: usize,
     counters: &Counters,
     observer: Option<CommitObserverRef>,
+    cache: &CatalogCache,
 ) {
     let mut group: Vec<Boxed> = Vec::with_capacity(max_batch);
     while let Ok(first) = rx.recv() {
@@ -139,6 +173,10 @@ fn run(
         }
         let started = std::time::Instant::now();
         let committed = run_group(&conn, &mut group);
+        // Before anyone is answered; committed or not (a needless reload only costs time).
+        if group.iter().any(|c| c.touches_catalog()) {
+            cache.invalidate();
+        }
         if let Some(o) = &observer {
             o.0.committed(group.len(), started.elapsed(), committed);
         }

@@ -38,6 +38,7 @@ macro_rules! conformance_tests {
         conformance_tests!(@cases $mode $fresh;
             catalog_round_trips(store),
             catalog_listings_and_removals(store),
+            catalog_writes_are_seen_at_once(store),
             upserts_are_idempotent(store),
             dedup_outcomes(store),
             usage_row_round_trip(store),
@@ -251,6 +252,79 @@ const SELLER: &str = "111111111111";
 const OTHER_SELLER: &str = "999999999999";
 
 // ------------------------------------------------------------------ catalog
+
+/// Every catalog read the metering path makes, read once (so a cache would hold it), then
+/// changed: the next read sees the change (SQLite serves these reads from a cache).
+pub async fn catalog_writes_are_seen_at_once(s: &dyn Store) {
+    s.upsert_account(&Account {
+        id: SELLER.into(),
+        name: None,
+    })
+    .await
+    .unwrap();
+    let mut key = AccessKey {
+        access_key_id: "AKIACACHED".into(),
+        account_id: SELLER.into(),
+        secret_access_key: "old".into(),
+        session_token: None,
+        workload: None,
+    };
+    let mut p = product("prod-a", SELLER);
+    let mut a = agreement("agmt-1", "prod-a", SELLER, "222222222222", "cust-2");
+    // Misses are read (and would be cached) too.
+    assert_eq!(s.access_key("AKIACACHED").await.unwrap(), None);
+    assert_eq!(s.product("prod-a").await.unwrap(), None);
+    assert_eq!(s.agreement_by_license(&a.license_arn).await.unwrap(), None);
+    assert!(!s.customer_identifier_exists("cust-2").await.unwrap());
+    assert!(s
+        .agreements_for_customer("prod-a", "222222222222")
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(s
+        .agreements_for_identifier("prod-a", "cust-2")
+        .await
+        .unwrap()
+        .is_empty());
+
+    s.upsert_access_key(&key).await.unwrap();
+    s.upsert_product(&p).await.unwrap();
+    s.upsert_agreement(&a).await.unwrap();
+    assert_eq!(s.access_key("AKIACACHED").await.unwrap(), Some(key.clone()));
+    assert_eq!(s.product("prod-a").await.unwrap(), Some(p.clone()));
+    assert_eq!(
+        s.agreement_by_license(&a.license_arn).await.unwrap(),
+        Some(a.clone())
+    );
+    assert!(s.customer_identifier_exists("cust-2").await.unwrap());
+
+    key.secret_access_key = "new".into();
+    s.upsert_access_key(&key).await.unwrap();
+    assert_eq!(s.access_key("AKIACACHED").await.unwrap(), Some(key));
+    p.dimensions.truncate(1);
+    s.upsert_product(&p).await.unwrap();
+    assert_eq!(s.product("prod-a").await.unwrap(), Some(p));
+    a.status = AgreementStatus::Cancelled;
+    s.upsert_agreement(&a).await.unwrap();
+    assert_eq!(
+        s.agreement_by_license(&a.license_arn).await.unwrap(),
+        Some(a.clone())
+    );
+    assert_eq!(
+        s.agreements_for_customer("prod-a", "222222222222")
+            .await
+            .unwrap(),
+        vec![a.clone()]
+    );
+    assert_eq!(
+        s.agreements_for_identifier("prod-a", "cust-2")
+            .await
+            .unwrap(),
+        vec![a]
+    );
+    assert!(s.delete_access_key("AKIACACHED").await.unwrap());
+    assert_eq!(s.access_key("AKIACACHED").await.unwrap(), None);
+}
 
 pub async fn catalog_round_trips(s: &dyn Store) {
     s.upsert_account(&Account {
