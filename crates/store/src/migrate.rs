@@ -24,6 +24,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         version: 2,
         sql: include_str!("../migrations/sqlite/0002_report_index.sql"),
     },
+    // 3 and 4 are other branches' migrations.
+    Migration {
+        version: 5,
+        sql: include_str!("../migrations/sqlite/0005_usage_hourly.sql"),
+    },
 ];
 
 #[derive(Debug, thiserror::Error)]

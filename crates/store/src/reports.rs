@@ -1,5 +1,8 @@
 //! Report aggregation on SQLite: GROUP BY in SQL over the covering index
 //! `usage_records_report` (migration 0002), so a product's range is read from the index alone.
+//! Groups without customers or tags come from the hourly rollup `usage_hourly` (migration
+//! 0005), which triggers keep equal to the records: one row per product, hour and dimension
+//! instead of one per record.
 
 use crate::rows::{db_err, SqlResult};
 use marketmeter_domain::reports::{Grain, GroupQuery, UsageGroup};
@@ -39,8 +42,29 @@ fn micros(q: &str) -> String {
     )
 }
 
+/// Whether `q` can be answered from the hourly rollup (it has no customer or tag column).
+pub(crate) fn from_rollup(q: &GroupQuery) -> bool {
+    !q.by_customer && q.tag_key.is_none()
+}
+
 pub(crate) fn usage_groups(c: &Connection, q: &GroupQuery) -> StoreResult<Vec<UsageGroup>> {
     let (filter, mut p) = filters(q);
+    if from_rollup(q) {
+        let bucket = match q.grain {
+            Grain::Hour => "u.hour",
+            Grain::Day => "u.hour - (u.hour % 24)",
+        };
+        let sql = format!(
+            "SELECT {bucket}, u.product_code, '', u.dimension, NULL, SUM(u.quantity), \
+                    SUM(u.records) \
+             FROM usage_hourly u WHERE {filter} \
+             GROUP BY u.product_code, {bucket}, u.dimension"
+        );
+        return c
+            .prepare_cached(&sql)
+            .and_then(|mut s| s.query_map(params_from_iter(p), group)?.collect())
+            .map_err(db_err);
+    }
     // Hour grain groups on the raw column, in the index's order (product_code, hour,
     // dimension, customer columns): SQLite then aggregates while it reads, with no sort.
     let bucket = match q.grain {

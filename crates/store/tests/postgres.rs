@@ -63,7 +63,7 @@ impl Fixture for Pg {
     /// Ends every case: the store still answers and its schema is the current version.
     async fn check(self) {
         self.store.ping().await.unwrap();
-        assert_eq!(self.store.schema_version().await.unwrap(), 2);
+        assert_eq!(self.store.schema_version().await.unwrap(), 5);
     }
 }
 
@@ -434,7 +434,7 @@ async fn migrations_apply_once_under_concurrent_starts() {
     }
     let stores = tasks.join_all().await;
     for s in &stores {
-        assert_eq!(s.schema_version().await.unwrap(), 2);
+        assert_eq!(s.schema_version().await.unwrap(), 5);
         assert_eq!(s.migrate().await.unwrap(), 0);
     }
     let c = admin(&schema.url("mm_admin")).await.unwrap();
@@ -443,7 +443,11 @@ async fn migrations_apply_once_under_concurrent_starts() {
         .await
         .unwrap()
         .get(0);
-    assert_eq!(n, 2, "one row per schema version, applied once");
+    assert_eq!(
+        n as usize,
+        migration_files(),
+        "one row per schema version, applied once"
+    );
     c.batch_execute("INSERT INTO schema_migrations (version, applied_us) VALUES (999, 0)")
         .await
         .unwrap();
@@ -476,10 +480,11 @@ async fn a_missing_schema_is_created_once_under_concurrent_starts() {
         .map(PgStore::migrations_applied)
         .filter(|n| *n > 0)
         .collect();
-    let version = stores[0].schema_version().await.unwrap() as usize;
+    let version = stores[0].schema_version().await.unwrap();
+    assert_eq!(version, 5);
     assert_eq!(
         applied,
-        [version],
+        [migration_files()],
         "one start applied every migration, once"
     );
     let c = admin(base).await.unwrap();
@@ -605,4 +610,105 @@ async fn connect_errors() {
         PgStore::connect("postgres://127.0.0.1:notaport/x", opts).await,
         Err(StoreError::Invalid(_))
     ));
+}
+
+/// The PostgreSQL migrations this build carries (versions need not be contiguous).
+fn migration_files() -> usize {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/postgres");
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "sql")
+        })
+        .count()
+}
+
+/// Reports without customers read the hourly rollup plus its unfolded delta: equal to the
+/// records before a fold, after it, and with both holding rows; a fold empties the delta.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rollup_reports_are_exact_across_folds() {
+    use marketmeter_domain::reports::{Grain, GroupQuery, UsageGroup};
+    let Some(f) = Pg::new().await else { return };
+    let s = f.store.clone();
+    let rows: Vec<UsageRecordRow> = (0..90i64)
+        .map(|i| {
+            row(
+                &format!("f-{i}"),
+                "111111111111",
+                legacy("prod-a", &format!("c{i}")),
+                ["users", "gb"][(i % 2) as usize],
+                100 + i % 4,
+                q(i + 1),
+            )
+        })
+        .collect();
+    let query = GroupQuery {
+        seller_account: None,
+        product_code: Some("prod-a".into()),
+        from_hour: 0,
+        to_hour: 1000,
+        grain: Grain::Hour,
+        by_customer: false,
+        tag_key: None,
+    };
+    // What the records say, for the rows stored so far.
+    let want = |n: usize| {
+        let mut sums: HashMap<(i64, String), (u64, u64)> = HashMap::new();
+        for r in &rows[..n] {
+            let e = sums
+                .entry((r.key.hour, r.key.dimension.clone()))
+                .or_default();
+            e.0 += r.quantity.micros();
+            e.1 += 1;
+        }
+        let mut v: Vec<UsageGroup> = sums
+            .into_iter()
+            .map(|((h, d), (qty, n))| UsageGroup {
+                bucket_hour: h,
+                product_code: "prod-a".into(),
+                customer: String::new(),
+                dimension: d,
+                tag_value: None,
+                quantity: marketmeter_wire::Quantity::from_micros(qty),
+                records: n,
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let got = || async {
+        let mut v = s.usage_groups(&query).await.unwrap();
+        v.sort();
+        v
+    };
+    let delta_rows = || async {
+        f.admin()
+            .await
+            .query_one("SELECT COUNT(*) FROM usage_hourly_delta", &[])
+            .await
+            .unwrap()
+            .get::<_, i64>(0)
+    };
+
+    s.commit_usage(rows[..40].to_vec()).await.unwrap();
+    s.fold_rollup().await.unwrap();
+    assert_eq!(delta_rows().await, 0, "a fold empties the delta");
+    assert_eq!(got().await, want(40), "all folded");
+    for chunk in rows[40..].chunks(10) {
+        s.commit_usage(chunk.to_vec()).await.unwrap();
+    }
+    assert!(delta_rows().await > 0, "the new rows wait in the delta");
+    assert_eq!(got().await, want(90), "rollup plus delta");
+    s.fold_rollup().await.unwrap();
+    assert_eq!(got().await, want(90), "all folded again");
+    // A delete (reset) is folded as negative sums: nothing is left to report.
+    s.reset_metering().await.unwrap();
+    assert!(got().await.is_empty());
+    s.fold_rollup().await.unwrap();
+    assert!(got().await.is_empty());
+    f.check().await;
 }

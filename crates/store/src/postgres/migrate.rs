@@ -25,6 +25,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         version: 2,
         sql: include_str!("../../migrations/postgres/0002_report_index.sql"),
     },
+    // 3 and 4 are other branches' migrations.
+    Migration {
+        version: 5,
+        sql: include_str!("../../migrations/postgres/0005_usage_hourly.sql"),
+    },
 ];
 
 /// Advisory lock key taken while migrating ("mmmigrat" in ASCII).

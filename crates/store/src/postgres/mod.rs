@@ -15,6 +15,7 @@
 
 mod migrate;
 mod reports;
+mod rollup;
 mod rows;
 mod write;
 
@@ -74,6 +75,7 @@ pub struct PgStore {
     statements: Arc<AtomicU64>,
     migrations_applied: usize,
     observer: Option<CommitObserverRef>,
+    folder: rollup::Folder,
 }
 
 /// Maps a database error to the domain error. Integrity and data errors are the caller's input
@@ -181,17 +183,20 @@ impl PgStore {
             .build()
             .map_err(|e| StoreError::Unavailable(format!("postgres pool: {e}")))?;
         let mut store = PgStore {
-            pool,
+            pool: pool.clone(),
             statements: Arc::new(AtomicU64::new(0)),
             migrations_applied: 0,
             observer: opts.commit_observer.clone(),
+            folder: rollup::Folder::new(pool),
         };
         store.migrations_applied = store.migrate().await?;
         Ok(store)
     }
 
-    /// Reports one usage transaction to the commit observer (each request commits alone).
+    /// After each usage transaction: tells the commit observer (each request commits alone)
+    /// and the rollup folder.
     fn observe(&self, started: std::time::Instant, ok: bool) {
+        self.folder.after_usage_commit();
         if let Some(o) = &self.observer {
             o.0.committed(1, started.elapsed(), ok);
         }
@@ -222,6 +227,12 @@ impl PgStore {
             .ok_or_else(|| StoreError::Unavailable("postgres: no schema version".into()))?
             .try_get(0)
             .map_err(pg_err)
+    }
+
+    /// Folds the hourly rollup's delta now (the store also does it as usage flows); returns
+    /// the rollup rows written. Reports are exact either way.
+    pub async fn fold_rollup(&self) -> StoreResult<u64> {
+        rollup::fold(&self.pool).await
     }
 
     /// Statement counters since connect.

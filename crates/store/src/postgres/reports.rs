@@ -1,5 +1,7 @@
 //! Report aggregation on PostgreSQL: GROUP BY in SQL over the covering index
-//! `usage_records_report` (migration 0002). Same groups as the SQLite store.
+//! `usage_records_report` (migration 0002). Same groups as the SQLite store. Groups without
+//! customers or tags add the hourly rollup and its unfolded delta (migration 0005, see
+//! [`super::rollup`]) in one statement instead of reading every record.
 
 use super::pg_err;
 use marketmeter_domain::reports::{Grain, GroupQuery, UsageGroup};
@@ -33,6 +35,17 @@ pub(crate) fn statement(q: &GroupQuery) -> (String, Vec<Param>) {
         filter.push_str(&format!(" AND u.product_code = ${}", p.len()));
     }
     let sql = match &q.tag_key {
+        None if !q.by_customer => format!(
+            "SELECT {bucket} AS bucket, u.product_code, ''::text, u.dimension, NULL::text, \
+                    SUM(u.quantity)::bigint, SUM(u.records)::bigint \
+             FROM (SELECT product_code, hour, dimension, seller_account, quantity, records \
+                   FROM usage_hourly \
+                   UNION ALL \
+                   SELECT product_code, hour, dimension, seller_account, quantity, records \
+                   FROM usage_hourly_delta) u \
+             WHERE {filter} \
+             GROUP BY 1, 2, 3, 4 HAVING SUM(u.records) <> 0"
+        ),
         None => format!(
             "SELECT {bucket} AS bucket, u.product_code, {customer} AS customer, \
                     u.dimension, NULL::text, SUM(u.quantity)::bigint, COUNT(*) \

@@ -51,6 +51,7 @@ macro_rules! conformance_tests {
             concurrent_client_tokens(arc),
             reset_clears_metering_state(store),
             usage_groups_aggregate(store),
+            rollup_reports_equal_the_records(store),
         );
     };
     (@cases $mode:ident $fresh:path; $($case:ident($kind:ident)),* $(,)?) => {$(
@@ -1526,4 +1527,141 @@ pub async fn usage_groups_aggregate(s: &dyn Store) {
         .await
         .unwrap()
         .is_empty());
+}
+
+/// Groups without customers, computed here from the stored records themselves.
+async fn groups_from_records(
+    s: &dyn Store,
+    q: &marketmeter_domain::reports::GroupQuery,
+) -> Vec<marketmeter_domain::reports::UsageGroup> {
+    let rows = s
+        .usage_records(&UsageFilter {
+            limit: Some(100_000),
+            ..UsageFilter::default()
+        })
+        .await
+        .unwrap();
+    let mut sums: HashMap<(i64, String, String), (u64, u64)> = HashMap::new();
+    for r in rows.iter().filter(|r| {
+        r.key.hour >= q.from_hour
+            && r.key.hour < q.to_hour
+            && q.product_code.as_ref().is_none_or(|p| *p == r.product_code)
+            && q.seller_account
+                .as_ref()
+                .is_none_or(|p| *p == r.key.seller_account)
+    }) {
+        let bucket = r.key.hour - r.key.hour.rem_euclid(q.grain.hours());
+        let e = sums
+            .entry((bucket, r.product_code.clone(), r.key.dimension.clone()))
+            .or_default();
+        e.0 += r.quantity.micros();
+        e.1 += 1;
+    }
+    sorted(
+        sums.into_iter()
+            .map(|((bucket_hour, product_code, dimension), (q, n))| {
+                marketmeter_domain::reports::UsageGroup {
+                    bucket_hour,
+                    product_code,
+                    customer: String::new(),
+                    dimension,
+                    tag_value: None,
+                    quantity: Quantity::from_micros(q),
+                    records: n,
+                }
+            })
+            .collect(),
+    )
+}
+
+/// Reports without customers or tags (answered from the hourly rollup) equal the sums of the
+/// stored records, across duplicates, retries, several sellers and products, and a reset.
+pub async fn rollup_reports_equal_the_records(s: &dyn Store) {
+    use marketmeter_domain::reports::{Grain, GroupQuery};
+    let day = 20_000 * 24;
+    let mut rows = Vec::new();
+    for i in 0..120i64 {
+        let customer = format!("ci-{}", i % 7);
+        let (seller, identity) = match i % 5 {
+            0 => (OTHER_SELLER, legacy("prod-a", &customer)),
+            1 => (SELLER, license(&format!("22222222222{}", i % 3), "arn:l")),
+            2 => (SELLER, legacy("prod-b", &customer)),
+            _ => (SELLER, legacy("prod-a", &customer)),
+        };
+        let dim = ["users", "gb", "calls"][(i % 3) as usize];
+        // Hours repeat, so several records share each (product, hour, dimension).
+        let mut r = row(
+            &format!("r-{i}"),
+            seller,
+            identity,
+            dim,
+            day + (i * 7) % 53,
+            Quantity::from_micros(1_000_000 * (i as u64 % 11) + 250_000),
+        );
+        r.allocations.clear();
+        rows.push(r);
+    }
+    // A retry and a duplicate of stored keys: neither adds a record.
+    let mut retry = rows[3].clone();
+    retry.metering_record_id = "r-retry".into();
+    let mut duplicate = rows[4].clone();
+    duplicate.metering_record_id = "r-dup".into();
+    duplicate.quantity = q(999);
+    let outcomes = s.commit_usage(rows.clone()).await.unwrap();
+    let stored = outcomes
+        .iter()
+        .filter(|o| matches!(o, UsageOutcome::Stored { .. }))
+        .count();
+    assert!(stored > 50, "the case stores many records ({stored})");
+    s.commit_usage(vec![retry, duplicate]).await.unwrap();
+
+    let queries = |from: i64, to: i64| {
+        let base = GroupQuery {
+            seller_account: None,
+            product_code: None,
+            from_hour: from,
+            to_hour: to,
+            grain: Grain::Hour,
+            by_customer: false,
+            tag_key: None,
+        };
+        vec![
+            base.clone(),
+            GroupQuery {
+                grain: Grain::Day,
+                ..base.clone()
+            },
+            GroupQuery {
+                product_code: Some("prod-a".into()),
+                seller_account: Some(SELLER.into()),
+                ..base.clone()
+            },
+            GroupQuery {
+                product_code: Some("prod-a".into()),
+                grain: Grain::Day,
+                ..base
+            },
+        ]
+    };
+    let mut nonempty = 0;
+    for q in queries(day + 3, day + 50)
+        .into_iter()
+        .chain(queries(0, day * 2))
+    {
+        let want = groups_from_records(s, &q).await;
+        nonempty += usize::from(!want.is_empty());
+        assert_eq!(sorted(s.usage_groups(&q).await.unwrap()), want, "{q:?}");
+    }
+    assert_eq!(nonempty, 8, "every query covers stored records");
+
+    s.reset_metering().await.unwrap();
+    for q in queries(0, day * 2) {
+        assert!(s.usage_groups(&q).await.unwrap().is_empty(), "{q:?}");
+    }
+    s.commit_usage(rows[..10].to_vec()).await.unwrap();
+    for q in queries(0, day * 2) {
+        let want = groups_from_records(s, &q).await;
+        assert!(!want.is_empty());
+        assert_eq!(sorted(s.usage_groups(&q).await.unwrap()), want, "{q:?}");
+    }
 }
