@@ -5,6 +5,7 @@
 
 pub mod ceiling;
 pub mod check;
+pub mod fill;
 pub mod load;
 pub mod report;
 pub mod seedgen;
@@ -48,6 +49,8 @@ pub enum BenchCommand {
     Ceiling(CeilingArgs),
     /// Print the benchmark seed (accounts, keys, products, agreements) as TOML.
     Seed(seedgen::WorldSize),
+    /// Bulk-load synthetic usage records into a database (no server; for growth measurements).
+    Fill(fill::FillArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -129,6 +132,10 @@ pub fn run(args: BenchArgs, read_seed: impl Fn(&std::path::Path) -> Result<Seed>
         Some(BenchCommand::Seed(size)) => {
             print!("{}", seedgen::render(size));
             Ok(())
+        }
+        Some(BenchCommand::Fill(f)) => {
+            let seed = read_seed(&f.seed)?;
+            runtime.block_on(fill::run(f, seed))
         }
         Some(BenchCommand::Ceiling(c)) => {
             let seed = read_seed(&c.seed)?;

@@ -1,0 +1,177 @@
+//! `marketmeter bench fill`: bulk-loads synthetic usage records straight into a database, to
+//! measure ingest and reports over a large history (docs/BENCHMARKS.md, "Growth").
+//!
+//! Rows go through the store's own `commit_usage` (the server's write path: dedup, rollup
+//! triggers, durable commits), in transactions of a thousand records and without HTTP, so millions load in
+//! minutes. Keys are the seed's SaaS product, its customer identifiers and dimensions, and the
+//! hours of the `--months` whole months before the current one: never a key that `marketmeter
+//! bench` sends (it meters the last day), so a filled database can then take a load run.
+
+use anyhow::{bail, Context, Result};
+use marketmeter_domain::model::{
+    AgreementStatus, Identity, MeteringKey, MeteringOperation, ProductKind, UsageRecordRow,
+};
+use marketmeter_domain::seed::Seed;
+use marketmeter_domain::store::UsageOutcome;
+use marketmeter_store::{Database, OpenOptions};
+use marketmeter_wire::{EpochTime, Quantity};
+use std::time::Instant;
+use time::{OffsetDateTime, Time};
+
+#[derive(Debug, clap::Args)]
+pub struct FillArgs {
+    /// Database to fill (a SQLite path or a postgres:// URL), as `serve --db`.
+    #[arg(long)]
+    pub db: String,
+    /// Seed whose SaaS product, customers and dimensions the records use (as the server's).
+    #[arg(long, default_value = "tests/bench/seed.toml")]
+    pub seed: std::path::PathBuf,
+    /// Records to add.
+    #[arg(long)]
+    pub records: u64,
+    /// Number of the first record: a second fill continues the first with `--start` at its end.
+    #[arg(long, default_value_t = 0)]
+    pub start: u64,
+    /// Whole months before the current one that the records spread over.
+    #[arg(long, default_value_t = 12)]
+    pub months: u32,
+    /// Records per transaction. Larger is slower on SQLite: with the rollup triggers every
+    /// statement keeps a statement journal, whose cost grows with the open transaction.
+    #[arg(long, default_value_t = 1_000)]
+    pub chunk: usize,
+}
+
+/// The key space: record `i` varies the hour fastest, then the dimension, then the customer.
+struct Space {
+    product: String,
+    seller: String,
+    customers: Vec<String>,
+    dimensions: Vec<String>,
+    first_hour: i64,
+    hours: i64,
+}
+
+impl Space {
+    fn new(seed: &Seed, months: u32, now: OffsetDateTime) -> Result<Self> {
+        let p = seed
+            .products
+            .iter()
+            .find(|p| p.kind == ProductKind::Saas)
+            .context("the seed has no SaaS product")?;
+        let mut customers: Vec<String> = seed
+            .agreements
+            .iter()
+            .filter(|a| a.product == p.code && a.status == AgreementStatus::Active)
+            .filter_map(|a| a.customer_identifier.clone())
+            .collect();
+        customers.sort_unstable();
+        customers.dedup();
+        if customers.is_empty() || p.dimensions.is_empty() || months == 0 {
+            bail!("the seed's SaaS product needs customers with identifiers and dimensions");
+        }
+        let month_start = now
+            .replace_day(1)
+            .context("day 1")?
+            .replace_time(Time::MIDNIGHT);
+        let mut first = month_start;
+        for _ in 0..months {
+            first = (first - time::Duration::days(1))
+                .replace_day(1)
+                .context("day 1")?;
+        }
+        let first_hour = first.unix_timestamp() / 3600;
+        Ok(Self {
+            product: p.code.clone(),
+            seller: p.seller.clone(),
+            customers,
+            dimensions: p.dimensions.iter().map(|d| d.name.clone()).collect(),
+            first_hour,
+            hours: month_start.unix_timestamp() / 3600 - first_hour,
+        })
+    }
+
+    fn capacity(&self) -> u64 {
+        self.hours as u64 * self.dimensions.len() as u64 * self.customers.len() as u64
+    }
+
+    fn row(&self, i: u64, now: OffsetDateTime) -> UsageRecordRow {
+        let (hours, dims) = (self.hours as u64, self.dimensions.len() as u64);
+        let hour = self.first_hour + (i % hours) as i64;
+        let dimension = self.dimensions[((i / hours) % dims) as usize].clone();
+        let customer = self.customers[(i / hours / dims) as usize].clone();
+        UsageRecordRow {
+            metering_record_id: format!("fill-{i:012}"),
+            key: MeteringKey {
+                seller_account: self.seller.clone(),
+                identity: Identity::Legacy {
+                    product_code: self.product.clone(),
+                    customer_identifier: customer.clone(),
+                },
+                dimension,
+                hour,
+            },
+            product_code: self.product.clone(),
+            customer_identifier: Some(customer),
+            customer_aws_account_id: None,
+            license_arn: None,
+            resource_id: None,
+            timestamp: EpochTime {
+                secs: hour * 3600 + (i % 3600) as i64,
+                nanos: 0,
+            },
+            quantity: Quantity::from_micros((i % 100 + 1) * 1_000_000),
+            allocations: Vec::new(),
+            operation: MeteringOperation::BatchMeterUsage,
+            received_at: now,
+        }
+    }
+}
+
+pub async fn run(args: FillArgs, seed: Seed) -> Result<()> {
+    let now = OffsetDateTime::now_utc();
+    let space = Space::new(&seed, args.months, now)?;
+    let end = args.start + args.records;
+    if end > space.capacity() {
+        bail!(
+            "the key space holds {} records; use more months or a bigger seed",
+            space.capacity()
+        );
+    }
+    let db = Database::parse(&args.db);
+    let store = db
+        .open(&OpenOptions::default())
+        .await
+        .with_context(|| format!("opening {}", db.redacted()))?
+        .store;
+    let started = Instant::now();
+    let mut i = args.start;
+    while i < end {
+        let n = (end - i).min(args.chunk.max(1) as u64);
+        let rows: Vec<UsageRecordRow> = (i..i + n).map(|k| space.row(k, now)).collect();
+        let out = store.commit_usage(rows).await?;
+        if let Some(o) = out
+            .iter()
+            .find(|o| !matches!(o, UsageOutcome::Stored { .. }))
+        {
+            bail!("record {i}.. was not new ({o:?}); fill a fresh database or pass --start");
+        }
+        i += n;
+        let done = i - args.start;
+        if done % 1_000_000 < n {
+            eprintln!(
+                "{done} records, {:.0} records/s",
+                done as f64 / started.elapsed().as_secs_f64()
+            );
+        }
+    }
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "filled {} records (numbers {}..{end}) of product {} over {} months in {secs:.1} s ({:.0} records/s)",
+        args.records,
+        args.start,
+        space.product,
+        args.months,
+        args.records as f64 / secs
+    );
+    Ok(())
+}
