@@ -2,7 +2,7 @@
 //! measure ingest and reports over a large history (docs/BENCHMARKS.md, "Growth").
 //!
 //! Rows go through the store's own `commit_usage` (the server's write path: dedup, rollup
-//! triggers, durable commits), in transactions of a thousand records and without HTTP, so millions load in
+//! triggers, durable commits), in large transactions and without HTTP, so millions load in
 //! minutes. Keys are the seed's SaaS product, its customer identifiers and dimensions, and the
 //! hours of the `--months` whole months before the current one: never a key that `marketmeter
 //! bench` sends (it meters the last day), so a filled database can then take a load run.
@@ -35,9 +35,8 @@ pub struct FillArgs {
     /// Whole months before the current one that the records spread over.
     #[arg(long, default_value_t = 12)]
     pub months: u32,
-    /// Records per transaction. Larger is slower on SQLite: with the rollup triggers every
-    /// statement keeps a statement journal, whose cost grows with the open transaction.
-    #[arg(long, default_value_t = 1_000)]
+    /// Records per transaction.
+    #[arg(long, default_value_t = 10_000)]
     pub chunk: usize,
 }
 

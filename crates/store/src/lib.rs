@@ -18,6 +18,7 @@ mod migrate;
 mod postgres;
 mod read;
 mod reports;
+mod rollup;
 mod rows;
 mod write;
 mod writer;

@@ -1,8 +1,8 @@
 //! Report aggregation on SQLite: GROUP BY in SQL over the covering index
 //! `usage_records_report` (migration 0002), so a product's range is read from the index alone.
 //! Groups without customers or tags come from the hourly rollup `usage_hourly` (migration
-//! 0005), which triggers keep equal to the records: one row per product, hour and dimension
-//! instead of one per record.
+//! 0005, kept equal to the records by [`crate::rollup`]): one row per product, hour and
+//! dimension instead of one per record.
 
 use crate::rows::{db_err, SqlResult};
 use marketmeter_domain::reports::{Grain, GroupQuery, UsageGroup};

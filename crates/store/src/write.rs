@@ -55,6 +55,7 @@ pub(crate) fn offer_usage(conn: &Connection, row: &UsageRecordRow) -> StoreResul
         })
         .map_err(db_err)?;
     if inserted == 1 {
+        crate::rollup::add(conn, row)?;
         return Ok(UsageOutcome::Stored {
             metering_record_id: row.metering_record_id.clone(),
         });
@@ -404,6 +405,7 @@ pub(crate) fn reset_metering(c: &Connection) -> StoreResult<ResetCounts> {
             .and_then(|mut s| s.execute([]))
             .map_err(db_err)? as u64;
     }
+    crate::rollup::clear(c)?;
     Ok(ResetCounts::from_counts(n))
 }
 
