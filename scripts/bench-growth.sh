@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Growth measurement (issue 4, item 4): ingest throughput and report latency as stored data
 # grows. Per backend: fills a fresh database with `marketmeter bench fill` (synthetic records
-# of the bench product over the 12 months before this one, through the store's own write path),
-# then starts the server with the bench seed and measures
+# of the bench product, 1,200 per hour from the month 12 months ago on, through the store's own
+# write path), then starts the server with the bench seed and measures
 #   * ingest: `marketmeter bench` BatchMeterUsage, concurrency 16, for --duration;
-#   * reports: a one-product-month report (last month) by dimension (served from the hourly
-#     rollup) and by customer and dimension (a scan of that month's records), median of 3;
+#   * reports: a one-product-month report of that first month (full at every size, so the same
+#     report is timed as the data grows) by dimension (served from the hourly rollup) and by
+#     customer and dimension (a scan of that month's records), median of 3;
 # first at 1M stored records, then after filling up to 10M. Prints a Markdown table.
 #
 #   bash scripts/bench-growth.sh [--backend sqlite|postgres|both] [--sizes "1000000 10000000"]
@@ -48,9 +49,9 @@ seed="$work/seed.toml"
 "$bin" bench seed --agreements 1000 --workloads 1000 --dimensions 250 >"$seed"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 url="http://127.0.0.1:$port"
-# Last month, as RFC 3339.
-from=$(date -u -d "$(date -u +%Y-%m-01) -1 month" +%Y-%m-01T00:00:00Z)
-to=$(date -u +%Y-%m-01T00:00:00Z)
+# The month `bench fill` starts with (12 months ago), as RFC 3339.
+from=$(date -u -d "$(date -u +%Y-%m-01) -12 months" +%Y-%m-01T00:00:00Z)
+to=$(date -u -d "$(date -u +%Y-%m-01) -11 months" +%Y-%m-01T00:00:00Z)
 
 report_ms() { # GROUP_BY -> median milliseconds of 3 reports (and checks each answered 200)
   local t all=()

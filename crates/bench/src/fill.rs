@@ -3,9 +3,11 @@
 //!
 //! Rows go through the store's own `commit_usage` (the server's write path: dedup, rollup
 //! triggers, durable commits), in large transactions and without HTTP, so millions load in
-//! minutes. Keys are the seed's SaaS product, its customer identifiers and dimensions, and the
-//! hours of the `--months` whole months before the current one: never a key that `marketmeter
-//! bench` sends (it meters the last day), so a filled database can then take a load run.
+//! minutes. Keys are the seed's SaaS product, its customer identifiers and dimensions, and hours
+//! from the start of the month `--months` months ago, `--per-hour` records per hour, in hour
+//! order (so indexes grow mostly at their ends, as with live traffic). Hours of the last two
+//! days are never used: `marketmeter bench` meters those, so a filled database can then take a
+//! load run.
 
 use anyhow::{bail, Context, Result};
 use marketmeter_domain::model::{
@@ -32,15 +34,19 @@ pub struct FillArgs {
     /// Number of the first record: a second fill continues the first with `--start` at its end.
     #[arg(long, default_value_t = 0)]
     pub start: u64,
-    /// Whole months before the current one that the records spread over.
+    /// The first record's hour is the start of the month this many months ago.
     #[arg(long, default_value_t = 12)]
     pub months: u32,
+    /// Records per hour (spread over customers and dimensions).
+    #[arg(long, default_value_t = 1_200)]
+    pub per_hour: u64,
     /// Records per transaction.
     #[arg(long, default_value_t = 10_000)]
     pub chunk: usize,
 }
 
-/// The key space: record `i` varies the hour fastest, then the dimension, then the customer.
+/// The key space: record `i` is in hour `i / per_hour`; within an hour the dimension varies
+/// fastest, then the customer.
 struct Space {
     product: String,
     seller: String,
@@ -48,10 +54,11 @@ struct Space {
     dimensions: Vec<String>,
     first_hour: i64,
     hours: i64,
+    per_hour: u64,
 }
 
 impl Space {
-    fn new(seed: &Seed, months: u32, now: OffsetDateTime) -> Result<Self> {
+    fn new(seed: &Seed, months: u32, per_hour: u64, now: OffsetDateTime) -> Result<Self> {
         let p = seed
             .products
             .iter()
@@ -68,6 +75,12 @@ impl Space {
         if customers.is_empty() || p.dimensions.is_empty() || months == 0 {
             bail!("the seed's SaaS product needs customers with identifiers and dimensions");
         }
+        if per_hour == 0 || per_hour > (customers.len() * p.dimensions.len()) as u64 {
+            bail!(
+                "--per-hour must be 1..={} (customers x dimensions of the seed)",
+                customers.len() * p.dimensions.len()
+            );
+        }
         let month_start = now
             .replace_day(1)
             .context("day 1")?
@@ -79,25 +92,29 @@ impl Space {
                 .context("day 1")?;
         }
         let first_hour = first.unix_timestamp() / 3600;
+        // Two days clear of what the load generator meters.
+        let end_hour = now.unix_timestamp() / 3600 - 48;
         Ok(Self {
             product: p.code.clone(),
             seller: p.seller.clone(),
             customers,
             dimensions: p.dimensions.iter().map(|d| d.name.clone()).collect(),
             first_hour,
-            hours: month_start.unix_timestamp() / 3600 - first_hour,
+            hours: (end_hour - first_hour).max(0),
+            per_hour,
         })
     }
 
     fn capacity(&self) -> u64 {
-        self.hours as u64 * self.dimensions.len() as u64 * self.customers.len() as u64
+        self.hours as u64 * self.per_hour
     }
 
     fn row(&self, i: u64, now: OffsetDateTime) -> UsageRecordRow {
-        let (hours, dims) = (self.hours as u64, self.dimensions.len() as u64);
-        let hour = self.first_hour + (i % hours) as i64;
-        let dimension = self.dimensions[((i / hours) % dims) as usize].clone();
-        let customer = self.customers[(i / hours / dims) as usize].clone();
+        let dims = self.dimensions.len() as u64;
+        let hour = self.first_hour + (i / self.per_hour) as i64;
+        let j = i % self.per_hour;
+        let dimension = self.dimensions[(j % dims) as usize].clone();
+        let customer = self.customers[(j / dims) as usize].clone();
         UsageRecordRow {
             metering_record_id: format!("fill-{i:012}"),
             key: MeteringKey {
@@ -128,11 +145,11 @@ impl Space {
 
 pub async fn run(args: FillArgs, seed: Seed) -> Result<()> {
     let now = OffsetDateTime::now_utc();
-    let space = Space::new(&seed, args.months, now)?;
+    let space = Space::new(&seed, args.months, args.per_hour, now)?;
     let end = args.start + args.records;
     if end > space.capacity() {
         bail!(
-            "the key space holds {} records; use more months or a bigger seed",
+            "the hours up to two days ago hold {} records; use more months or --per-hour",
             space.capacity()
         );
     }
@@ -165,11 +182,11 @@ pub async fn run(args: FillArgs, seed: Seed) -> Result<()> {
     }
     let secs = started.elapsed().as_secs_f64();
     println!(
-        "filled {} records (numbers {}..{end}) of product {} over {} months in {secs:.1} s ({:.0} records/s)",
+        "filled {} records (numbers {}..{end}) of product {}, {} per hour, in {secs:.1} s ({:.0} records/s)",
         args.records,
         args.start,
         space.product,
-        args.months,
+        args.per_hour,
         args.records as f64 / secs
     );
     Ok(())
