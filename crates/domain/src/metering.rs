@@ -243,7 +243,7 @@ impl Metering {
         &self,
         caller: &Caller,
         req: &BatchMeterUsageRequest,
-    ) -> Result<Product, ApiError> {
+    ) -> Result<Arc<Product>, ApiError> {
         let code = match present(&req.product_code) {
             Some(code) => code.to_string(),
             None => {
@@ -279,8 +279,8 @@ impl Metering {
     }
 
     /// A product the caller sells; anything else looks like an unknown product code.
-    async fn owned_product(&self, caller: &Caller, code: &str) -> Result<Product, ApiError> {
-        match self.store.product(code).await? {
+    async fn owned_product(&self, caller: &Caller, code: &str) -> Result<Arc<Product>, ApiError> {
+        match self.store.product_shared(code).await? {
             Some(p) if caller.acts_as(&p.seller_account) => Ok(p),
             _ => Err(err(
                 ErrorCode::InvalidProductCode,
@@ -402,8 +402,8 @@ impl Metering {
         code: &str,
         kinds: &[ProductKind],
         wrong_kind: &str,
-    ) -> Result<Product, ApiError> {
-        let product = self.store.product(code).await?.ok_or_else(|| {
+    ) -> Result<Arc<Product>, ApiError> {
+        let product = self.store.product_shared(code).await?.ok_or_else(|| {
             err(
                 ErrorCode::InvalidProductCode,
                 format!("product code {code:?} does not match any published product"),

@@ -83,6 +83,11 @@ pub trait Store: Send + Sync + 'static {
     // --- catalog reads
     async fn access_key(&self, access_key_id: &str) -> StoreResult<Option<AccessKey>>;
     async fn product(&self, code: &str) -> StoreResult<Option<Product>>;
+    /// [`Store::product`], shared: a store that caches products hands out its copy instead of
+    /// cloning it (the metering path reads the product, with every dimension, on each request).
+    async fn product_shared(&self, code: &str) -> StoreResult<Option<std::sync::Arc<Product>>> {
+        Ok(self.product(code).await?.map(std::sync::Arc::new))
+    }
     async fn agreement_by_license(&self, license_arn: &str) -> StoreResult<Option<Agreement>>;
     async fn agreements_for_customer(
         &self,

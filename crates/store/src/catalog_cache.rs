@@ -17,7 +17,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::hash::Hash;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use marketmeter_domain::model::{AccessKey, Agreement, Product};
 use marketmeter_domain::store::StoreResult;
@@ -30,7 +30,7 @@ const MAX_ENTRIES: usize = 50_000;
 pub(crate) struct Maps {
     generation: u64,
     pub access_keys: HashMap<String, Option<AccessKey>>,
-    pub products: HashMap<String, Option<Product>>,
+    pub products: HashMap<String, Option<Arc<Product>>>,
     pub licenses: HashMap<String, Option<Agreement>>,
     /// (product code, customer account)
     pub by_customer: HashMap<(String, String), Vec<Agreement>>,

@@ -278,6 +278,10 @@ impl Store for SqliteStore {
     }
 
     async fn product(&self, code: &str) -> StoreResult<Option<Product>> {
+        Ok(self.product_shared(code).await?.map(|p| (*p).clone()))
+    }
+
+    async fn product_shared(&self, code: &str) -> StoreResult<Option<Arc<Product>>> {
         let code = code.to_string();
         self.cache
             .get(
@@ -292,7 +296,7 @@ impl Store for SqliteStore {
                                 rows::PRODUCT_COLS
                             ),
                             params![code],
-                            rows::product,
+                            |r| rows::product(r).map(Arc::new),
                         )
                     })
                     .await
