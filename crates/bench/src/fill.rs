@@ -191,3 +191,51 @@ pub async fn run(args: FillArgs, seed: Seed) -> Result<()> {
     );
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::seedgen::{render, WorldSize};
+    use std::collections::HashSet;
+    use time::macros::datetime;
+
+    #[test]
+    fn fill_keys_are_unique_in_hour_order_and_clear_of_the_load() {
+        let seed: Seed = toml::from_str(&render(WorldSize {
+            agreements: 3,
+            workloads: 1,
+            dimensions: 25,
+        }))
+        .unwrap();
+        // Just after a month boundary, when the load generator may meter the previous month.
+        let now = datetime!(2026-12-01 02:30 UTC);
+        let space = Space::new(&seed, 2, 60, now).unwrap();
+        assert_eq!(
+            space.first_hour,
+            datetime!(2026-10-01 0:00 UTC).unix_timestamp() / 3600
+        );
+        let last_allowed = now.unix_timestamp() / 3600 - 48;
+        assert_eq!(
+            space.capacity(),
+            (last_allowed - space.first_hour) as u64 * 60
+        );
+        let mut keys = HashSet::new();
+        let mut previous_hour = i64::MIN;
+        for i in 0..space.capacity() {
+            let r = space.row(i, now);
+            assert!(r.key.hour >= previous_hour, "hour order");
+            assert!(r.key.hour < last_allowed, "two days clear of live load");
+            assert_eq!(r.timestamp.secs / 3600, r.key.hour);
+            previous_hour = r.key.hour;
+            assert!(keys.insert((
+                r.customer_identifier.clone(),
+                r.key.dimension.clone(),
+                r.key.hour
+            )));
+        }
+        assert!(
+            Space::new(&seed, 2, 3 * 25 + 1, now).is_err(),
+            "more per hour than keys"
+        );
+    }
+}
