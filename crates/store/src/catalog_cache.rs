@@ -12,7 +12,9 @@
 //! A load that read before the COMMIT either stored its value before the invalidation (which
 //! then removes it) or finds the generation moved (and stores nothing).
 //!
-//! PostgreSQL stores do not use it: several processes write one database there.
+//! It relies on one process per SQLite file (docs/scaling.md): another process's catalog writes
+//! do not empty this cache. PostgreSQL stores do not use it: several processes write one
+//! database there.
 
 use std::collections::HashMap;
 use std::future::Future;
