@@ -6,8 +6,9 @@
 -- from it always equals the sum of the stored records. Reports that do not group by customer or
 -- tag read this table instead of every record (src/reports.rs).
 --
--- Not triggers: a trigger makes SQLite keep a statement journal for every INSERT, whose cost
--- grows with the open transaction, and the writer commits thousands of records at once.
+-- Not triggers: with them each INSERT cost more the larger the open transaction (the time in
+-- sqlite3BtreeSavepoint; 616 against 102,775 records/s at 10,000 per transaction), and the
+-- writer commits thousands of records at once.
 CREATE TABLE usage_hourly (
     product_code   TEXT NOT NULL,
     hour           INTEGER NOT NULL,

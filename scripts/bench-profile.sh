@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Server CPU per record (or per call) and an optional CPU profile, for comparing builds on a
+# shared, noisy machine (docs/BENCHMARKS.md, "Profiles"): starts BIN on a fresh SQLite database
+# with the bench seed, warms it for 3 s, then loads it for 10 s with `marketmeter bench` at
+# concurrency 16 and reports the server's utime+stime (from /proc) per unit of work. With
+# --perf, also samples the server with `perf record -e cpu-clock -g` into OUT/perf.data.
+#
+#   bash scripts/bench-profile.sh [--bin target/release/marketmeter] [--op batch|meter]
+#                                 [--out DIR] [--perf]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bin=target/release/marketmeter
+op=batch
+out=""
+perf=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --bin) bin="$2"; shift 2 ;;
+    --op) op="$2"; shift 2 ;;
+    --out) out="$2"; shift 2 ;;
+    --perf) perf=1; shift ;;
+    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+    *) echo "unknown argument $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+[ -n "$out" ] || out="$(mktemp -d)"
+mkdir -p "$out"
+server=""
+cleanup() { [ -z "$server" ] || { kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; }; }
+trap cleanup EXIT
+
+seed="$out/seed.toml"
+"$bin" bench seed --agreements 1000 --workloads 1000 --dimensions 250 >"$seed"
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+url="http://127.0.0.1:$port"
+rm -f "$out"/db.sqlite3*
+"$bin" serve --listen "127.0.0.1:$port" --db "$out/db.sqlite3" --seed "$seed" --admin-token bench \
+  >"$out/serve.out" 2>"$out/serve.err" &
+server=$!
+until curl -sf "$url/health/ready" >/dev/null; do sleep 0.1; done
+load() { "$bin" bench --endpoint "$url" --seed "$seed" --op "$op" --identity customer --concurrency 16 --json "$@"; }
+load --warmup 1s --duration 2s >"$out/warm.json"
+ticks() { awk '{print $14 + $15}' "/proc/$server/stat"; }
+before=$(ticks)
+if [ -n "$perf" ]; then
+  perf record -e cpu-clock -F 499 -g -p "$server" -o "$out/perf.data" -- sleep 10 >/dev/null 2>&1 &
+  recorder=$!
+fi
+load --duration 10s >"$out/run.json"
+after=$(ticks)
+[ -z "$perf" ] || wait "$recorder"
+python3 - "$out/run.json" "$before" "$after" "$(getconf CLK_TCK)" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))["operations"][0]
+cpu = (int(sys.argv[3]) - int(sys.argv[2])) / int(sys.argv[4])
+work = r.get("records") or r["requests"]
+print(f"{r['operation']}: {r['requests_per_s']:,.0f} requests/s, {work:,} records, p99 {r['latency_ms']['p99']} ms; "
+      f"server CPU {cpu:.2f} s = {cpu / work * 1e6:.1f} us per record")
+PY
+echo "output in $out" >&2
