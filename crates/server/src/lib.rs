@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod admin_catalog;
 pub mod admin_subscriptions;
+pub mod audit_trail;
 pub mod auth;
 pub mod aws;
 pub mod controls;
@@ -167,6 +168,10 @@ async fn request_id(
 ) -> axum::response::Response {
     let id = uuid::Uuid::new_v4().to_string();
     let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path());
+    // Handlers read it too: the audit trail records the id the client is answered with.
+    let mut req = req;
+    req.extensions_mut()
+        .insert(audit_trail::RequestId(id.clone()));
     let mut resp = tracing::Instrument::instrument(next.run(req), span).await;
     if let Ok(v) = HeaderValue::from_str(&id) {
         resp.headers_mut().insert("x-amzn-RequestId", v);

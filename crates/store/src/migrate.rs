@@ -24,6 +24,10 @@ pub(crate) const SQLITE: &[Migration] = &[
         version: 2,
         sql: include_str!("../migrations/sqlite/0002_report_index.sql"),
     },
+    Migration {
+        version: 3,
+        sql: include_str!("../migrations/sqlite/0003_audit.sql"),
+    },
 ];
 
 #[derive(Debug, thiserror::Error)]

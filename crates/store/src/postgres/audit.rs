@@ -1,0 +1,182 @@
+//! The audit trail's SQL on PostgreSQL, mirroring `crate::audit` (SQLite). Events are
+//! written without extra round trips where the hot path runs: pipelined beside the usage
+//! INSERT, or folded into the statement of the change as a data-modifying CTE.
+
+use super::rows::{from_us, get};
+use super::Db;
+use crate::audit::{bounds, COLS};
+use crate::rows::to_us;
+use deadpool_postgres::GenericClient;
+use marketmeter_domain::audit::{AuditEvent, AuditFilter, AuditOutcome, AuditRecord};
+use marketmeter_domain::model::ContainerSession;
+use marketmeter_domain::store::{StoreError, StoreResult};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::Row;
+
+const VALUES: &str = "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11";
+
+/// An event's column values as statement parameters ($1..$11, in [`COLS`] order).
+struct Bound<'a> {
+    time_us: i64,
+    outcome: &'static str,
+    e: &'a AuditEvent,
+}
+
+impl<'a> Bound<'a> {
+    fn new(e: &'a AuditEvent) -> Self {
+        Self {
+            time_us: to_us(e.time),
+            outcome: e.outcome.as_str(),
+            e,
+        }
+    }
+
+    fn params(&self) -> Vec<&(dyn ToSql + Sync)> {
+        let e = self.e;
+        vec![
+            &self.time_us,
+            &e.operation,
+            &e.account,
+            &e.access_key_id,
+            &e.source_ip,
+            &e.user_agent,
+            &e.region,
+            &e.request_id,
+            &e.request_parameters,
+            &self.outcome,
+            &e.error_code,
+        ]
+    }
+}
+
+pub(crate) async fn insert<C: GenericClient>(db: &Db<'_, C>, e: &AuditEvent) -> StoreResult<()> {
+    let b = Bound::new(e);
+    db.execute(
+        &format!("INSERT INTO audit_events ({COLS}) VALUES ({VALUES})"),
+        &b.params(),
+    )
+    .await
+    .map(|_| ())
+}
+
+/// The single-use token compare-and-set and its event in ONE statement (autocommit): the
+/// event's outcome is picked in SQL between the two settlements computed here, so the rule
+/// stays in the domain.
+pub(crate) async fn consume_token<C: GenericClient>(
+    db: &Db<'_, C>,
+    token: &str,
+    at_us: i64,
+    event: AuditEvent,
+) -> StoreResult<bool> {
+    let used = event.clone().settle_consume(true);
+    let refused = event.settle_consume(false);
+    let b = Bound::new(&used);
+    let refused_outcome = refused.outcome.as_str();
+    let mut p = b.params();
+    p.truncate(9);
+    p.extend([
+        &b.outcome as &(dyn ToSql + Sync),
+        &used.error_code,
+        &at_us,
+        &token,
+        &refused_outcome,
+        &refused.error_code,
+    ]);
+    let rows = db
+        .query(
+            &format!(
+                "WITH used AS ( \
+                     UPDATE registration_tokens SET used_us = $12 \
+                     WHERE token = $13 AND used_us IS NULL RETURNING 1 \
+                 ), event AS ( \
+                     INSERT INTO audit_events ({COLS}) \
+                     SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, \
+                         CASE WHEN EXISTS (SELECT 1 FROM used) THEN $10::text ELSE $14::text END, \
+                         CASE WHEN EXISTS (SELECT 1 FROM used) THEN $11::text ELSE $15::text END \
+                 ) \
+                 SELECT EXISTS (SELECT 1 FROM used)"
+            ),
+            &p,
+        )
+        .await?;
+    let row = rows
+        .first()
+        .ok_or_else(|| StoreError::Unavailable("postgres: no row".into()))?;
+    get(row, 0)
+}
+
+/// A workload's first registration and its event in ONE statement (autocommit).
+pub(crate) async fn register_session<C: GenericClient>(
+    db: &Db<'_, C>,
+    s: &ContainerSession,
+    event: &AuditEvent,
+) -> StoreResult<()> {
+    let b = Bound::new(event);
+    let first_us = to_us(s.first_registered_at);
+    let platform = s.platform.as_str();
+    let mut p = b.params();
+    p.extend([
+        &s.product_code as &(dyn ToSql + Sync),
+        &s.seller_account,
+        &s.resource_id,
+        &s.customer_account,
+        &platform,
+        &s.region,
+        &first_us,
+    ]);
+    // ON CONFLICT waits for a racing uncommitted insert; the caller's SELECT (a new
+    // snapshot) then sees whichever row won.
+    db.execute(
+        &format!(
+            "WITH event AS (INSERT INTO audit_events ({COLS}) VALUES ({VALUES})) \
+             INSERT INTO container_sessions (product_code, seller_account, resource_id, \
+             customer_account, platform, region, first_registered_us) \
+             VALUES ($12, $13, $14, $15, $16, $17, $18) ON CONFLICT DO NOTHING"
+        ),
+        &p,
+    )
+    .await
+    .map(|_| ())
+}
+
+pub(crate) async fn query<C: GenericClient>(
+    db: &Db<'_, C>,
+    f: &AuditFilter,
+) -> StoreResult<Vec<AuditRecord>> {
+    let (after, from, to, limit) = bounds(f);
+    db.query(
+        &format!(
+            "SELECT seq, {COLS} FROM audit_events \
+             WHERE seq > $1 AND time_us >= $2 AND time_us < $3 \
+             AND ($4::text IS NULL OR operation = $4) AND ($5::text IS NULL OR account = $5) \
+             ORDER BY seq LIMIT $6"
+        ),
+        &[&after, &from, &to, &f.operation, &f.account, &limit],
+    )
+    .await?
+    .iter()
+    .map(record)
+    .collect()
+}
+
+fn record(r: &Row) -> StoreResult<AuditRecord> {
+    let outcome: String = get(r, 10)?;
+    Ok(AuditRecord {
+        seq: get(r, 0)?,
+        event: AuditEvent {
+            time: from_us(1, get(r, 1)?)?,
+            operation: get(r, 2)?,
+            account: get(r, 3)?,
+            access_key_id: get(r, 4)?,
+            source_ip: get(r, 5)?,
+            user_agent: get(r, 6)?,
+            region: get(r, 7)?,
+            request_id: get(r, 8)?,
+            request_parameters: get(r, 9)?,
+            outcome: AuditOutcome::parse(&outcome).ok_or_else(|| {
+                StoreError::Unavailable("postgres: bad value in column 10: unknown outcome".into())
+            })?,
+            error_code: get(r, 11)?,
+        },
+    })
+}
