@@ -2,6 +2,7 @@
 //! health checks, with request ids on every response and panics contained per request.
 
 pub mod admin;
+pub mod admin_audit;
 pub mod admin_catalog;
 pub mod admin_subscriptions;
 pub mod audit_trail;
@@ -125,6 +126,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/admin/openapi.json", get(openapi))
         .merge(controls::routes())
         .route("/admin/v1/reports/usage", get(reports::usage_report))
+        .route("/admin/v1/audit", get(admin_audit::list))
+        .route("/admin/v1/audit/export", get(admin_audit::export))
         .route("/health/live", get(|| async { "ok" }))
         .route("/health/ready", get(ready))
         .route("/metrics", get(metrics::scrape))
