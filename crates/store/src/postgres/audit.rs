@@ -4,7 +4,7 @@
 
 use super::rows::{from_us, get};
 use super::Db;
-use crate::audit::{bounds, COLS};
+use crate::audit::{audit_cols, bounds, COLS};
 use crate::rows::to_us;
 use deadpool_postgres::GenericClient;
 use marketmeter_domain::audit::{AuditEvent, AuditFilter, AuditOutcome, AuditRecord};
@@ -14,6 +14,12 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
 const VALUES: &str = "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11";
+
+const INSERT: &str = concat!(
+    "INSERT INTO audit_events (",
+    audit_cols!(),
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+);
 
 /// An event's column values as statement parameters ($1..$11, in [`COLS`] order).
 struct Bound<'a> {
@@ -51,12 +57,7 @@ impl<'a> Bound<'a> {
 
 pub(crate) async fn insert<C: GenericClient>(db: &Db<'_, C>, e: &AuditEvent) -> StoreResult<()> {
     let b = Bound::new(e);
-    db.execute(
-        &format!("INSERT INTO audit_events ({COLS}) VALUES ({VALUES})"),
-        &b.params(),
-    )
-    .await
-    .map(|_| ())
+    db.execute(INSERT, &b.params()).await.map(|_| ())
 }
 
 /// The single-use token compare-and-set and its event in ONE statement (autocommit): the
