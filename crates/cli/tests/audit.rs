@@ -515,3 +515,123 @@ async fn every_call_is_audited_once_and_secrets_never_are() {
 
 /// `to` just after the first part's calls (all at [`NOW`]), before the clock moved on.
 const NOW_SECS_PLUS_1: &str = "2026-06-15T12:30:01Z";
+
+/// RegisterUsage records its first call with the session it stores and later calls on their
+/// own; a MeterUsage dry run and a request naming no operation are recorded as answered.
+#[tokio::test]
+async fn registrations_dry_runs_and_unknown_operations_are_audited() {
+    let server = Server::start(&["--clock", "manual"]);
+    let (status, _) = admin(
+        &server,
+        "PUT",
+        "/admin/v1/clock",
+        Some(json!({ "now": NOW })),
+    );
+    assert_eq!(status, 200);
+    let ecs = sdk_client(
+        &server.url,
+        ("ASIAE2EBUYERECS00001", "buyer-ecs-secret", None),
+        "us-east-1",
+    );
+    let register = || {
+        ecs.register_usage()
+            .product_code("e2e-container")
+            .public_key_version(1)
+            .nonce("n-1")
+    };
+    let first = register().send().await.unwrap();
+    let second = register().send().await.unwrap();
+    let err = ecs
+        .register_usage()
+        .product_code("e2e-container")
+        .public_key_version(7)
+        .send()
+        .await
+        .unwrap_err();
+    let refused = err.request_id().unwrap().to_string();
+    assert_eq!(
+        err.into_service_error().code(),
+        Some("InvalidPublicKeyVersionException")
+    );
+
+    let ec2 = sdk_client(&server.url, BUYER_EC2, "us-east-1");
+    let err = ec2
+        .meter_usage()
+        .product_code("e2e-ami")
+        .timestamp(DateTime::from_secs(NOW_SECS - 60))
+        .usage_dimension("hosts")
+        .usage_quantity(1)
+        .dry_run(true)
+        .send()
+        .await
+        .unwrap_err();
+    let dry = err.request_id().unwrap().to_string();
+    assert_eq!(err.into_service_error().code(), Some("DryRunOperation"));
+
+    let resp = ureq::Agent::from(
+        ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build(),
+    )
+    .post(&server.url)
+    .header("X-Amz-Target", "AWSMPMeteringService.StealEverything")
+    .header("Content-Type", "application/x-amz-json-1.1")
+    .send("{}")
+    .unwrap();
+    let unknown = resp
+        .headers()
+        .get("x-amzn-RequestId")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+
+    let all = events(&server, "");
+    let got: Vec<(String, &str, &str, Option<&str>)> = all
+        .iter()
+        .map(|e| {
+            (
+                e["request_id"].as_str().unwrap().to_string(),
+                e["operation"].as_str().unwrap(),
+                e["outcome"].as_str().unwrap(),
+                e["error_code"].as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (
+                first.request_id().unwrap().to_string(),
+                "RegisterUsage",
+                "success",
+                None
+            ),
+            (
+                second.request_id().unwrap().to_string(),
+                "RegisterUsage",
+                "success",
+                None
+            ),
+            (
+                refused,
+                "RegisterUsage",
+                "error",
+                Some("InvalidPublicKeyVersionException")
+            ),
+            (dry, "MeterUsage", "error", Some("DryRunOperation")),
+            (
+                unknown,
+                "Unknown",
+                "error",
+                Some("UnknownOperationException")
+            ),
+        ]
+    );
+    assert_eq!(all[0]["request_parameters"]["Nonce"], "n-1");
+    assert_eq!(all[0]["account"], "444455556666");
+    assert_eq!(all[3]["request_parameters"]["DryRun"], true);
+    assert_eq!(all[4]["access_key_id"], Value::Null);
+    // Only the dry run's check happened: nothing was stored for it.
+    assert!(server.usage_records("e2e-ami").is_empty());
+}

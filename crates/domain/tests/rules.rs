@@ -644,3 +644,20 @@ async fn writes_record_the_audit_event_settled() {
         ]
     );
 }
+
+/// A batch whose write fails is answered with its records unprocessed, and its event is not
+/// recorded (it rolled back with the write): the caller records the call as answered.
+#[tokio::test]
+async fn a_failed_batch_write_leaves_its_event_to_the_caller() {
+    let w = world().await;
+    let now = w.clock.now();
+    w.store.fail_usage_writes();
+    let mut a = audit();
+    let out =
+        w.m.batch_meter_usage(&seller(), batch(vec![record(now, "requests", 1)]), &mut a)
+            .await
+            .unwrap();
+    assert_eq!(out.unprocessed_records.len(), 1);
+    assert!(!a.is_recorded());
+    assert!(w.store.audit().is_empty());
+}

@@ -26,6 +26,8 @@ struct State {
     usage: Vec<UsageRecordRow>,
     client_tokens: HashMap<(String, String), (String, String)>,
     audit: Vec<AuditEvent>,
+    /// Usage writes fail (the database is down), writing nothing.
+    usage_fails: bool,
 }
 
 impl State {
@@ -84,6 +86,11 @@ impl MemoryStore {
             );
         }
         MeterOutcome::Usage(outcome)
+    }
+
+    /// From now on usage writes fail as an unavailable database would.
+    pub fn fail_usage_writes(&self) {
+        self.s.lock().unwrap().usage_fails = true;
     }
 
     /// Every audit event recorded, in order.
@@ -214,6 +221,9 @@ impl Store for MemoryStore {
         event: AuditEvent,
     ) -> StoreResult<Vec<UsageOutcome>> {
         let mut s = self.s.lock().unwrap();
+        if s.usage_fails {
+            return Err(StoreError::Unavailable("down".into()));
+        }
         s.audit.push(event);
         Ok(rows.into_iter().map(|r| s.offer(r)).collect())
     }
