@@ -9,13 +9,11 @@
 
 use crate::store::MeterOutcome;
 use marketmeter_wire::{ErrorCode, Request};
-use serde::Serialize;
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
 /// How a call ended, as its caller saw it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuditOutcome {
     Success,
     /// A BatchMeterUsage answered with records in `UnprocessedRecords`.
@@ -43,10 +41,9 @@ impl AuditOutcome {
 }
 
 /// One metering API call.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditEvent {
     /// When the call arrived, on the service clock (the manual clock under `--clock manual`).
-    #[serde(serialize_with = "rfc3339_field")]
     pub time: OffsetDateTime,
     /// The operation name, or `Unknown` when `X-Amz-Target` named none.
     pub operation: String,
@@ -65,10 +62,6 @@ pub struct AuditEvent {
     pub outcome: AuditOutcome,
     /// The `__type` of the error answered (`error` outcomes).
     pub error_code: Option<String>,
-}
-
-fn rfc3339_field<S: serde::Serializer>(t: &OffsetDateTime, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&crate::windows::rfc3339(*t))
 }
 
 /// Longest user agent kept (bytes); longer ones are cut at a character boundary.
@@ -170,11 +163,10 @@ impl Audit {
 }
 
 /// A stored event and its position in the trail.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditRecord {
     /// Increasing with insertion; the paging cursor.
     pub seq: i64,
-    #[serde(flatten)]
     pub event: AuditEvent,
 }
 
@@ -213,8 +205,22 @@ pub fn token_digest(token: &str) -> String {
 /// The fields holding a bearer credential, replaced by [`token_digest`] wherever they appear.
 const CREDENTIAL_FIELDS: [&str; 1] = ["RegistrationToken"];
 
-/// Largest body kept as parameters when it did not decode (bytes).
-const MAX_RAW_PARAMETERS: usize = 64 * 1024;
+/// Largest parameters kept (bytes of JSON); larger ones are replaced by [`omitted`], so one
+/// event stays small whatever the request (bodies go up to 1 MB).
+pub const MAX_PARAMETERS: usize = 64 * 1024;
+
+/// What stands for parameters larger than [`MAX_PARAMETERS`].
+fn omitted(bytes: usize) -> String {
+    serde_json::json!({ "omitted": "larger than the audit limit", "bytes": bytes }).to_string()
+}
+
+fn bounded(json: String) -> String {
+    if json.len() > MAX_PARAMETERS {
+        omitted(json.len())
+    } else {
+        json
+    }
+}
 
 /// The parameters of a decoded request: its known fields only, re-encoded.
 pub fn request_parameters(req: &Request) -> Option<String> {
@@ -228,18 +234,19 @@ pub fn request_parameters(req: &Request) -> Option<String> {
             serde_json::to_string(&r)
         }
     };
-    json.ok()
+    json.ok().map(bounded)
 }
 
 /// The parameters of a body that was not decoded (the call failed before, or on, decoding):
-/// the JSON as sent with credential fields digested, or nothing when it is not JSON or large.
+/// the JSON as sent with credential fields digested, or nothing when it is not JSON.
 pub fn raw_parameters(body: &[u8]) -> Option<String> {
-    if body.is_empty() || body.len() > MAX_RAW_PARAMETERS {
-        return None;
+    if body.len() > MAX_PARAMETERS {
+        // Not parsed at all: the size alone decides, and a huge body costs nothing more.
+        return Some(omitted(body.len()));
     }
     let mut v: serde_json::Value = serde_json::from_slice(body).ok()?;
     redact(&mut v);
-    Some(v.to_string())
+    Some(bounded(v.to_string()))
 }
 
 fn redact(v: &mut serde_json::Value) {
@@ -275,11 +282,31 @@ mod tests {
     }
 
     #[test]
-    fn raw_parameters_skip_what_is_not_json_or_too_large() {
+    fn raw_parameters_skip_what_is_not_json_and_omit_what_is_large() {
         assert_eq!(raw_parameters(b"not json"), None);
         assert_eq!(raw_parameters(b""), None);
-        let big = format!("{{\"a\":\"{}\"}}", "x".repeat(MAX_RAW_PARAMETERS));
-        assert_eq!(raw_parameters(big.as_bytes()), None);
+        let big = format!("{{\"a\":\"{}\"}}", "x".repeat(MAX_PARAMETERS));
+        let p: serde_json::Value =
+            serde_json::from_str(&raw_parameters(big.as_bytes()).unwrap()).unwrap();
+        assert_eq!(p["bytes"], big.len());
+    }
+
+    #[test]
+    fn large_decoded_parameters_are_omitted() {
+        let record = marketmeter_wire::UsageRecord {
+            dimension: "d".repeat(200),
+            ..serde_json::from_value(serde_json::json!({
+                "Timestamp": 0, "Dimension": "d", "CustomerIdentifier": "c"
+            }))
+            .unwrap()
+        };
+        let req = Request::BatchMeterUsage(marketmeter_wire::BatchMeterUsageRequest {
+            usage_records: vec![record; 400],
+            product_code: Some("p".into()),
+        });
+        let p: serde_json::Value =
+            serde_json::from_str(&request_parameters(&req).unwrap()).unwrap();
+        assert!(p["bytes"].as_u64().unwrap() > MAX_PARAMETERS as u64, "{p}");
     }
 
     #[test]

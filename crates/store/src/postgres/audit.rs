@@ -73,12 +73,10 @@ pub(crate) async fn consume_token<C: GenericClient>(
     let refused = event.settle_consume(false);
     let b = Bound::new(&used);
     let refused_outcome = refused.outcome.as_str();
+    // $10 and $11 are the outcome and error code if the token is consumed; $14 and $15 if not.
     let mut p = b.params();
-    p.truncate(9);
     p.extend([
-        &b.outcome as &(dyn ToSql + Sync),
-        &used.error_code,
-        &at_us,
+        &at_us as &(dyn ToSql + Sync),
         &token,
         &refused_outcome,
         &refused.error_code,
