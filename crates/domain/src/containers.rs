@@ -32,20 +32,31 @@ pub const HOURLY_DIMENSION: &str = "ContainerHours";
 /// Shortest billed run.
 pub const MINIMUM_RUN_SECONDS: i64 = 60;
 
-/// Billed seconds of a run from `start` to `end`, per hour bucket (floor(epoch s / 3600)), in
-/// hour order; buckets with no seconds are left out.
-pub fn billed_seconds(start: OffsetDateTime, end: OffsetDateTime) -> Vec<(i64, u64)> {
+/// The billed span of a run from `start` to `end`, in epoch seconds `[from, to)`: whole
+/// seconds, at least [`MINIMUM_RUN_SECONDS`] long.
+fn billed_span(start: OffsetDateTime, end: OffsetDateTime) -> (i64, i64) {
     let start = start.unix_timestamp();
-    let end = end.unix_timestamp().max(start + MINIMUM_RUN_SECONDS);
+    (start, end.unix_timestamp().max(start + MINIMUM_RUN_SECONDS))
+}
+
+/// Seconds of `[from, to)` per hour bucket (floor(epoch s / 3600)), in hour order.
+fn per_hour(from: i64, to: i64) -> Vec<(i64, u64)> {
     let mut out = Vec::new();
-    let mut t = start;
-    while t < end {
+    let mut t = from;
+    while t < to {
         let hour = t.div_euclid(3600);
-        let next = ((hour + 1) * 3600).min(end);
+        let next = ((hour + 1) * 3600).min(to);
         out.push((hour, (next - t) as u64));
         t = next;
     }
     out
+}
+
+/// Billed seconds of a run from `start` to `end`, per hour bucket (floor(epoch s / 3600)), in
+/// hour order; buckets with no seconds are left out.
+pub fn billed_seconds(start: OffsetDateTime, end: OffsetDateTime) -> Vec<(i64, u64)> {
+    let (from, to) = billed_span(start, end);
+    per_hour(from, to)
 }
 
 /// `seconds` in hours, to the nearest micro-hour. One second is 2500/9 micro-hours, so the
@@ -97,10 +108,12 @@ pub fn usage_groups(
         } else {
             ""
         };
-        for (hour, secs) in billed_seconds(s.first_registered_at, run_end(s, now)) {
-            if hour < q.from_hour || hour >= q.to_hour {
-                continue;
-            }
+        // Clipping to the query's whole hours leaves each bucket's seconds as they are, and
+        // keeps a long-running run from being walked hour by hour in every month of a report.
+        let (from, to) = billed_span(s.first_registered_at, run_end(s, now));
+        let from = from.max(q.from_hour.saturating_mul(3600));
+        let to = to.min(q.to_hour.saturating_mul(3600));
+        for (hour, secs) in per_hour(from, to) {
             let bucket = hour - hour.rem_euclid(grain);
             let e = groups
                 .entry((bucket, s.product_code.as_str(), customer))
@@ -285,6 +298,38 @@ mod tests {
         assert_eq!(g[0].records, 2);
         assert_eq!(g[0].customer, "222222222222");
         assert_eq!(g[0].dimension, HOURLY_DIMENSION);
+    }
+
+    #[test]
+    fn report_ranges_take_whole_buckets_of_long_runs() {
+        // Running since 2020: a June report sees June's hours only, each a whole hour.
+        let s = session(datetime!(2020-01-01 0:00:30 UTC), None);
+        let now = datetime!(2026-06-15 12:30 UTC);
+        let q = GroupQuery {
+            seller_account: None,
+            product_code: None,
+            from_hour: hour_of(datetime!(2026-06-01 0:00 UTC)),
+            to_hour: hour_of(datetime!(2026-07-01 0:00 UTC)),
+            grain: Grain::Hour,
+            by_customer: false,
+            tag_key: None,
+        };
+        let g = usage_groups(std::slice::from_ref(&s), now, &q);
+        assert_eq!(g.len(), 14 * 24 + 13);
+        assert_eq!(g[0].bucket_hour, q.from_hour);
+        assert!(g[..g.len() - 1]
+            .iter()
+            .all(|g| g.quantity.to_string() == "1" && g.customer.is_empty()));
+        assert_eq!(g.last().unwrap().quantity.to_string(), "0.5");
+        // The first hour of the run is partial.
+        let q = GroupQuery {
+            from_hour: hour_of(datetime!(2020-01-01 0:00 UTC)),
+            to_hour: hour_of(datetime!(2020-01-01 1:00 UTC)),
+            ..q
+        };
+        let g = usage_groups(&[s], now, &q);
+        assert_eq!(g.len(), 1);
+        assert_eq!(g[0].quantity.to_string(), "0.991667");
     }
 
     #[test]
