@@ -4,8 +4,8 @@
 //! The store aggregates in SQL to (hour or day, product, customer, dimension[, tag value])
 //! groups ([`UsageGroup`]); this module folds those into the requested grouping and period and
 //! prices them. Container hours ([`crate::containers`]) join the store groups as one more
-//! dimension before the fold. Charges are exact: quantity micro-units × price micro-units, summed in `i128`
-//! pico-units, never floats.
+//! dimension before the fold. Charges are exact: quantity micro-units × price micro-units,
+//! summed in `i128` pico-units, never floats.
 
 use crate::containers;
 use crate::model::Product;

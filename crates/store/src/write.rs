@@ -207,7 +207,8 @@ pub(crate) fn register_container_session(
     conn: &Connection,
     s: &ContainerSession,
 ) -> StoreResult<ContainerSession> {
-    // The writer is the only connection that writes, so the check and the insert cannot race.
+    // The writer serialises writes, so the check and the insert do not race; should another
+    // process share the file, the running-run index turns its insert into a no-op.
     if let Some(running) = running_session(conn, &s.product_code, &s.resource_id)? {
         return Ok(running);
     }
@@ -215,7 +216,8 @@ pub(crate) fn register_container_session(
         "INSERT INTO container_sessions (product_code, seller_account, resource_id, \
          customer_account, platform, region, first_registered_us, run) \
          SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, COALESCE(MAX(run), 0) + 1 FROM container_sessions \
-         WHERE seller_account = ?2 AND product_code = ?1 AND resource_id = ?3",
+         WHERE seller_account = ?2 AND product_code = ?1 AND resource_id = ?3 \
+         ON CONFLICT DO NOTHING",
     )
     .and_then(|mut st| {
         st.execute(params![
