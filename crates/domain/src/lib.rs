@@ -5,6 +5,7 @@
 pub mod caller;
 pub mod catalog;
 pub mod clock;
+pub mod containers;
 pub mod dedup;
 pub mod jws;
 pub mod metering;

@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod admin_catalog;
+pub mod admin_containers;
 pub mod admin_subscriptions;
 pub mod auth;
 pub mod aws;
@@ -121,6 +122,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .merge(admin_catalog::routes(state.clone()))
         .merge(admin_subscriptions::routes(state.clone()))
+        .merge(admin_containers::routes(state.clone()))
         .route("/admin/openapi.json", get(openapi))
         .merge(controls::routes())
         .route("/admin/v1/reports/usage", get(reports::usage_report))

@@ -24,6 +24,10 @@ pub(crate) const SQLITE: &[Migration] = &[
         version: 2,
         sql: include_str!("../migrations/sqlite/0002_report_index.sql"),
     },
+    Migration {
+        version: 4,
+        sql: include_str!("../migrations/sqlite/0004_container_runs.sql"),
+    },
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -107,5 +111,35 @@ mod tests {
             apply(&mut c, SQLITE),
             Err(MigrateError::TooNew { found: 999, .. })
         ));
+    }
+
+    #[test]
+    fn container_sessions_become_first_runs() {
+        let mut c = Connection::open_in_memory().unwrap();
+        apply(&mut c, &SQLITE[..2]).unwrap();
+        c.execute(
+            "INSERT INTO container_sessions (seller_account, product_code, resource_id, \
+             customer_account, platform, region, first_registered_us) \
+             VALUES ('111111111111', 'prod-c', 'task-1', '222222222222', 'ecs', 'us-east-1', 5)",
+            [],
+        )
+        .unwrap();
+        apply(&mut c, SQLITE).unwrap();
+        let (run, stopped): (i64, Option<i64>) = c
+            .query_row(
+                "SELECT run, stopped_us FROM container_sessions WHERE resource_id = 'task-1'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!((run, stopped), (1, None));
+        // One running run per workload.
+        let second_running = c.execute(
+            "INSERT INTO container_sessions (seller_account, product_code, resource_id, run, \
+             customer_account, platform, region, first_registered_us) \
+             VALUES ('111111111111', 'prod-c', 'task-1', 2, '2', 'ecs', 'us-east-1', 9)",
+            [],
+        );
+        assert!(second_running.is_err());
     }
 }

@@ -25,6 +25,10 @@ pub(crate) const POSTGRES: &[Migration] = &[
         version: 2,
         sql: include_str!("../../migrations/postgres/0002_report_index.sql"),
     },
+    Migration {
+        version: 4,
+        sql: include_str!("../../migrations/postgres/0004_container_runs.sql"),
+    },
 ];
 
 /// Advisory lock key taken while migrating ("mmmigrat" in ASCII).
