@@ -397,11 +397,14 @@ ADMIN_CALLS = [
     ("POST", "/admin/v1/subscriptions", {"product_code": SAAS, "customer_aws_account_id": "123123123123"}),
     ("POST", "/admin/v1/subscriptions/cancel", {"product_code": SAAS, "customer_aws_account_id": BUYER_ACCOUNT}),
     ("GET", "/admin/v1/notifications", None),
+    ("GET", "/admin/v1/container-sessions", None),
+    ("POST", "/admin/v1/container-sessions/stop", {"product_code": "e2e-container", "resource_id": "e2e-pod-1"}),
 ]
 
 # Listings whose contents must not change through refused calls.
 ADMIN_STATE = ["/admin/v1/accounts", "/admin/v1/access-keys", "/admin/v1/products", "/admin/v1/agreements",
-               "/admin/v1/products/e2e-container/public-keys", "/admin/v1/notifications"]
+               "/admin/v1/products/e2e-container/public-keys", "/admin/v1/notifications",
+               "/admin/v1/container-sessions"]
 
 BAD_AUTHORIZATIONS = [
     None,

@@ -6,6 +6,7 @@ pub mod audit;
 pub mod caller;
 pub mod catalog;
 pub mod clock;
+pub mod containers;
 pub mod dedup;
 pub mod jws;
 pub mod metering;

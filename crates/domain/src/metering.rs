@@ -330,6 +330,18 @@ impl Metering {
         if !product.has_dimension(&req.usage_dimension) {
             return Err(unknown_dimension(&product, &req.usage_dimension));
         }
+        if product.kind == ProductKind::Container
+            && req.usage_dimension == crate::containers::HOURLY_DIMENSION
+        {
+            // The service meters the hours itself; a MeterUsage of them would bill twice.
+            return Err(err(
+                ErrorCode::InvalidUsageDimension,
+                format!(
+                    "dimension {:?} of container product {} is metered by the service from RegisterUsage, not by MeterUsage",
+                    req.usage_dimension, product.code
+                ),
+            ));
+        }
         let customer = self.entitled_customer(caller, &product, now).await?;
 
         let (quantity, _) = meter_usage_quantity(&req);
@@ -514,7 +526,8 @@ impl Metering {
             tracing::error!(error = %e, product = %product.code, "RegisterUsage signing failed");
             ApiError::internal("could not sign the registration; retry the request")
         })?;
-        // Platform and entitlement are checked on a workload's first call only (model docs).
+        // Platform and entitlement are checked on the first call of a workload's run only
+        // (model docs); a call after the run was reported stopped starts a new run.
         if self
             .store
             .container_session(&product.code, &workload.resource_id)
@@ -538,7 +551,9 @@ impl Metering {
                 customer_account: customer,
                 platform: workload.platform,
                 region: workload.region.clone(),
+                run: 0,
                 first_registered_at: now,
+                stopped_at: None,
             };
             self.store
                 .register_container_session(&session, audit.for_write())

@@ -62,6 +62,22 @@ pub struct UsageFilter {
     pub limit: Option<u32>,
 }
 
+/// Filter for container run listings (admin API, reports); every field narrows.
+#[derive(Debug, Clone, Default)]
+pub struct ContainerFilter {
+    pub seller_account: Option<String>,
+    pub product_code: Option<String>,
+    pub customer_account: Option<String>,
+    pub resource_id: Option<String>,
+    /// `Some(true)`: running runs only; `Some(false)`: stopped ones only.
+    pub running: Option<bool>,
+    /// Runs that started before this instant.
+    pub started_before: Option<OffsetDateTime>,
+    /// Runs still running or stopped at or after this instant.
+    pub stopped_since: Option<OffsetDateTime>,
+    pub limit: Option<u32>,
+}
+
 /// Filter for agreement listings (admin API); every field narrows.
 #[derive(Debug, Clone, Default)]
 pub struct AgreementFilter {
@@ -101,11 +117,17 @@ pub trait Store: Send + Sync + 'static {
     async fn customer_identifier_of(&self, customer_account: &str) -> StoreResult<Option<String>>;
     async fn product_keys(&self, product_code: &str) -> StoreResult<Vec<ProductKey>>;
     async fn registration_token(&self, token: &str) -> StoreResult<Option<RegistrationToken>>;
+    /// The workload's running run, if any.
     async fn container_session(
         &self,
         product_code: &str,
         resource_id: &str,
     ) -> StoreResult<Option<ContainerSession>>;
+    /// Runs matching `filter`, by start time (then product, resource, run).
+    async fn list_container_sessions(
+        &self,
+        filter: &ContainerFilter,
+    ) -> StoreResult<Vec<ContainerSession>>;
     async fn usage_records(&self, filter: &UsageFilter) -> StoreResult<Vec<UsageRecordRow>>;
     /// The stored row under `key`, if any (used by dry runs, which store nothing).
     async fn usage_by_key(&self, key: &MeteringKey) -> StoreResult<Option<UsageRecordRow>>;
@@ -150,13 +172,22 @@ pub trait Store: Send + Sync + 'static {
         at: OffsetDateTime,
         audit: AuditEvent,
     ) -> StoreResult<bool>;
-    /// Records a workload's first registration; returns the stored session (the existing one
-    /// if another call won the race). `audit` is recorded as given.
+    /// Starts a run of the workload (numbered after its last one; `session.run` and
+    /// `stopped_at` are ignored) unless one is running; returns the running run (the existing
+    /// one if another call won the race). `audit` is recorded as given.
     async fn register_container_session(
         &self,
         session: &ContainerSession,
         audit: AuditEvent,
     ) -> StoreResult<ContainerSession>;
+    /// Stops the workload's running run at `at` unless it started after `at`; returns the
+    /// stopped run, or `None` when nothing was running (or it started after `at`).
+    async fn stop_container_session(
+        &self,
+        product_code: &str,
+        resource_id: &str,
+        at: OffsetDateTime,
+    ) -> StoreResult<Option<ContainerSession>>;
 
     // --- audit trail (append-only: the database refuses UPDATE and DELETE)
     /// Appends the event of a call that changed nothing (group-committed on SQLite).

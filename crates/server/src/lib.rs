@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod admin_audit;
 pub mod admin_catalog;
+pub mod admin_containers;
 pub mod admin_subscriptions;
 pub mod audit_trail;
 pub mod auth;
@@ -123,6 +124,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .merge(admin_catalog::routes(state.clone()))
         .merge(admin_subscriptions::routes(state.clone()))
+        .merge(admin_containers::routes(state.clone()))
         .route("/admin/openapi.json", get(openapi))
         .merge(controls::routes())
         .route("/admin/v1/reports/usage", get(reports::usage_report))

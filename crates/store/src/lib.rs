@@ -390,7 +390,7 @@ impl Store for SqliteStore {
                 c,
                 &format!(
                     "SELECT {} FROM container_sessions WHERE product_code = ?1 \
-                     AND resource_id = ?2 LIMIT 1",
+                     AND resource_id = ?2 AND stopped_us IS NULL LIMIT 1",
                     rows::CONTAINER_SESSION_COLS
                 ),
                 params![p, r],
@@ -398,6 +398,14 @@ impl Store for SqliteStore {
             )
         })
         .await
+    }
+
+    async fn list_container_sessions(
+        &self,
+        filter: &ContainerFilter,
+    ) -> StoreResult<Vec<ContainerSession>> {
+        let f = filter.clone();
+        with_reader(&self.pool, move |c| read::container_sessions(c, &f)).await
     }
 
     async fn usage_records(&self, filter: &UsageFilter) -> StoreResult<Vec<UsageRecordRow>> {
@@ -496,6 +504,22 @@ impl Store for SqliteStore {
     async fn audit_events(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditRecord>> {
         let f = filter.clone();
         with_reader(&self.pool, move |c| audit::query(c, &f)).await
+    }
+
+    async fn stop_container_session(
+        &self,
+        product_code: &str,
+        resource_id: &str,
+        at: OffsetDateTime,
+    ) -> StoreResult<Option<ContainerSession>> {
+        let (p, r, at) = (
+            product_code.to_string(),
+            resource_id.to_string(),
+            rows::to_us(at),
+        );
+        self.writer
+            .call(move |c| write::stop_container_session(c, &p, &r, at))
+            .await
     }
 
     async fn upsert_account(&self, account: &Account) -> StoreResult<()> {

@@ -233,7 +233,7 @@ pub(crate) fn product_key(r: &Row<'_>) -> SqlResult<ProductKey> {
 }
 
 pub(crate) const CONTAINER_SESSION_COLS: &str = "product_code, seller_account, resource_id, \
-    customer_account, platform, region, first_registered_us";
+    customer_account, platform, region, first_registered_us, run, stopped_us";
 
 pub(crate) fn container_session(r: &Row<'_>) -> SqlResult<ContainerSession> {
     Ok(ContainerSession {
@@ -244,6 +244,8 @@ pub(crate) fn container_session(r: &Row<'_>) -> SqlResult<ContainerSession> {
         platform: parse_at(r, 4, Platform::parse)?,
         region: r.get(5)?,
         first_registered_at: time_at(r, 6)?,
+        run: r.get(7)?,
+        stopped_at: opt_time_at(r, 8)?,
     })
 }
 

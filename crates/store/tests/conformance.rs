@@ -110,7 +110,7 @@ async fn persists_across_reopen() {
         .unwrap();
     assert_eq!(
         again.schema_version().await.unwrap(),
-        3,
+        4,
         "migrations are not re-applied"
     );
     assert_eq!(again.usage_by_key(&r.key).await.unwrap(), Some(r.clone()));
@@ -131,7 +131,7 @@ async fn persists_across_reopen() {
     let versions: i64 = raw
         .query_row("SELECT COUNT(*) FROM schema_migrations", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(versions, 3, "one row per schema version");
+    assert_eq!(versions, 4, "one row per schema version");
     assert!(again.integrity_check().await.unwrap());
 }
 
@@ -360,7 +360,7 @@ async fn in_memory_stores_are_private() {
     a.commit_usage(vec![r.clone()], ev()).await.unwrap();
     assert_eq!(a.usage_by_key(&r.key).await.unwrap(), Some(r.clone()));
     assert_eq!(b.usage_by_key(&r.key).await.unwrap(), None);
-    assert_eq!(a.schema_version().await.unwrap(), 3);
+    assert_eq!(a.schema_version().await.unwrap(), 4);
     assert_eq!(a.stats().commits, 1);
     a.ping().await.unwrap();
 }

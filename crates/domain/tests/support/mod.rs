@@ -22,7 +22,7 @@ struct State {
     agreements: Vec<Agreement>,
     tokens: HashMap<String, RegistrationToken>,
     product_keys: Vec<ProductKey>,
-    sessions: HashMap<(String, String), ContainerSession>,
+    sessions: Vec<ContainerSession>,
     usage: Vec<UsageRecordRow>,
     client_tokens: HashMap<(String, String), (String, String)>,
     audit: Vec<AuditEvent>,
@@ -178,8 +178,36 @@ impl Store for MemoryStore {
             .lock()
             .unwrap()
             .sessions
-            .get(&(p.to_string(), r.to_string()))
+            .iter()
+            .find(|s| s.product_code == p && s.resource_id == r && s.stopped_at.is_none())
             .cloned())
+    }
+    async fn list_container_sessions(
+        &self,
+        f: &ContainerFilter,
+    ) -> StoreResult<Vec<ContainerSession>> {
+        let eq = |want: &Option<String>, have: &str| want.as_deref().is_none_or(|w| w == have);
+        let mut out: Vec<ContainerSession> = self
+            .s
+            .lock()
+            .unwrap()
+            .sessions
+            .iter()
+            .filter(|s| {
+                eq(&f.seller_account, &s.seller_account)
+                    && eq(&f.product_code, &s.product_code)
+                    && eq(&f.customer_account, &s.customer_account)
+                    && eq(&f.resource_id, &s.resource_id)
+                    && f.running.is_none_or(|r| r == s.stopped_at.is_none())
+                    && f.started_before.is_none_or(|t| s.first_registered_at < t)
+                    && f.stopped_since
+                        .is_none_or(|t| s.stopped_at.is_none_or(|e| e >= t))
+            })
+            .cloned()
+            .collect();
+        out.sort_by_key(|s| s.first_registered_at);
+        out.truncate(f.limit.map_or(usize::MAX, |l| l as usize));
+        Ok(out)
     }
     async fn usage_records(&self, f: &UsageFilter) -> StoreResult<Vec<UsageRecordRow>> {
         Ok(self
@@ -286,10 +314,52 @@ impl Store for MemoryStore {
     ) -> StoreResult<ContainerSession> {
         let mut s = self.s.lock().unwrap();
         s.audit.push(event);
+        let mine = |x: &&ContainerSession| {
+            x.product_code == c.product_code && x.resource_id == c.resource_id
+        };
+        if let Some(running) = s
+            .sessions
+            .iter()
+            .filter(mine)
+            .find(|x| x.stopped_at.is_none())
+        {
+            return Ok(running.clone());
+        }
+        let run = s
+            .sessions
+            .iter()
+            .filter(mine)
+            .map(|x| x.run)
+            .max()
+            .unwrap_or(0)
+            + 1;
+        let new = ContainerSession {
+            run,
+            stopped_at: None,
+            ..c.clone()
+        };
+        s.sessions.push(new.clone());
+        Ok(new)
+    }
+    async fn stop_container_session(
+        &self,
+        p: &str,
+        r: &str,
+        at: OffsetDateTime,
+    ) -> StoreResult<Option<ContainerSession>> {
+        let mut s = self.s.lock().unwrap();
         Ok(s.sessions
-            .entry((c.product_code.clone(), c.resource_id.clone()))
-            .or_insert_with(|| c.clone())
-            .clone())
+            .iter_mut()
+            .find(|x| {
+                x.product_code == p
+                    && x.resource_id == r
+                    && x.stopped_at.is_none()
+                    && x.first_registered_at <= at
+            })
+            .map(|x| {
+                x.stopped_at = Some(at);
+                x.clone()
+            }))
     }
     async fn upsert_account(&self, a: &Account) -> StoreResult<()> {
         self.s

@@ -8,12 +8,9 @@ use crate::audit::{audit_cols, bounds, COLS};
 use crate::rows::to_us;
 use deadpool_postgres::GenericClient;
 use marketmeter_domain::audit::{AuditEvent, AuditFilter, AuditOutcome, AuditRecord};
-use marketmeter_domain::model::ContainerSession;
 use marketmeter_domain::store::{StoreError, StoreResult};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
-
-const VALUES: &str = "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11";
 
 const INSERT: &str = concat!(
     "INSERT INTO audit_events (",
@@ -22,14 +19,14 @@ const INSERT: &str = concat!(
 );
 
 /// An event's column values as statement parameters ($1..$11, in [`COLS`] order).
-struct Bound<'a> {
+pub(crate) struct Bound<'a> {
     time_us: i64,
     outcome: &'static str,
     e: &'a AuditEvent,
 }
 
 impl<'a> Bound<'a> {
-    fn new(e: &'a AuditEvent) -> Self {
+    pub(crate) fn new(e: &'a AuditEvent) -> Self {
         Self {
             time_us: to_us(e.time),
             outcome: e.outcome.as_str(),
@@ -37,7 +34,7 @@ impl<'a> Bound<'a> {
         }
     }
 
-    fn params(&self) -> Vec<&(dyn ToSql + Sync)> {
+    pub(crate) fn params(&self) -> Vec<&(dyn ToSql + Sync)> {
         let e = self.e;
         vec![
             &self.time_us,
@@ -104,38 +101,15 @@ pub(crate) async fn consume_token<C: GenericClient>(
     get(row, 0)
 }
 
-/// A workload's first registration and its event in ONE statement (autocommit).
-pub(crate) async fn register_session<C: GenericClient>(
-    db: &Db<'_, C>,
-    s: &ContainerSession,
-    event: &AuditEvent,
-) -> StoreResult<()> {
-    let b = Bound::new(event);
-    let first_us = to_us(s.first_registered_at);
-    let platform = s.platform.as_str();
-    let mut p = b.params();
-    p.extend([
-        &s.product_code as &(dyn ToSql + Sync),
-        &s.seller_account,
-        &s.resource_id,
-        &s.customer_account,
-        &platform,
-        &s.region,
-        &first_us,
-    ]);
-    // ON CONFLICT waits for a racing uncommitted insert; the caller's SELECT (a new
-    // snapshot) then sees whichever row won.
-    db.execute(
-        &format!(
-            "WITH event AS (INSERT INTO audit_events ({COLS}) VALUES ({VALUES})) \
-             INSERT INTO container_sessions (product_code, seller_account, resource_id, \
-             customer_account, platform, region, first_registered_us) \
-             VALUES ($12, $13, $14, $15, $16, $17, $18) ON CONFLICT DO NOTHING"
-        ),
-        &p,
+/// `sql`, one statement with parameters `$1..$n`, preceded by a data-modifying CTE that inserts
+/// the event from parameters `$n+1..$n+11` ([`Bound::params`]): the change and its event in ONE
+/// statement (autocommit), at no extra round trip.
+pub(crate) fn with_event(sql: &str, n: usize) -> String {
+    let values: Vec<String> = (n + 1..=n + 11).map(|i| format!("${i}")).collect();
+    format!(
+        "WITH audit_event AS (INSERT INTO audit_events ({COLS}) VALUES ({})) {sql}",
+        values.join(", ")
     )
-    .await
-    .map(|_| ())
 }
 
 pub(crate) async fn query<C: GenericClient>(

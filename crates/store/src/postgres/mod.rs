@@ -423,9 +423,43 @@ impl Store for PgStore {
         self.one(
             &select(
                 CONTAINER_SESSION_COLS,
-                "FROM container_sessions WHERE product_code = $1 AND resource_id = $2 LIMIT 1",
+                "FROM container_sessions WHERE product_code = $1 AND resource_id = $2 \
+                 AND stopped_us IS NULL LIMIT 1",
             ),
             &[&product_code, &resource_id],
+            rows::container_session,
+        )
+        .await
+    }
+
+    async fn list_container_sessions(
+        &self,
+        f: &ContainerFilter,
+    ) -> StoreResult<Vec<ContainerSession>> {
+        let limit = f.limit.map(i64::from);
+        self.all(
+            &select(
+                CONTAINER_SESSION_COLS,
+                "FROM container_sessions WHERE ($1::text IS NULL OR seller_account = $1) \
+                 AND ($2::text IS NULL OR product_code = $2) \
+                 AND ($3::text IS NULL OR customer_account = $3) \
+                 AND ($4::text IS NULL OR resource_id = $4) \
+                 AND ($5::boolean IS NULL OR (stopped_us IS NULL) = $5) \
+                 AND ($6::bigint IS NULL OR first_registered_us < $6) \
+                 AND ($7::bigint IS NULL OR stopped_us IS NULL OR stopped_us >= $7) \
+                 ORDER BY first_registered_us, product_code, resource_id, run \
+                 LIMIT $8",
+            ),
+            &[
+                &f.seller_account,
+                &f.product_code,
+                &f.customer_account,
+                &f.resource_id,
+                &f.running,
+                &f.started_before.map(to_us),
+                &f.stopped_since.map(to_us),
+                &limit,
+            ],
             rows::container_session,
         )
         .await
@@ -641,13 +675,45 @@ impl Store for PgStore {
     ) -> StoreResult<ContainerSession> {
         let c = self.client().await?;
         let db = self.db(&c);
-        audit::register_session(&db, s, &event).await?;
+        // Racing registrations pick the same next run number (or hit the running index):
+        // ON CONFLICT waits for the uncommitted winner, and the SELECT (a new snapshot) then
+        // sees it. Nothing is inserted while a run is running. The event rides in the same
+        // statement.
+        let first_us = to_us(s.first_registered_at);
+        let platform = s.platform.as_str();
+        let event = audit::Bound::new(&event);
+        let mut p: Vec<&(dyn ToSql + Sync)> = vec![
+            &s.product_code,
+            &s.seller_account,
+            &s.resource_id,
+            &s.customer_account,
+            &platform,
+            &s.region,
+            &first_us,
+        ];
+        p.extend(event.params());
+        db.execute(
+            &audit::with_event(
+                "INSERT INTO container_sessions (product_code, seller_account, resource_id, \
+                 customer_account, platform, region, first_registered_us, run) \
+                 SELECT $1::text, $2::text, $3::text, $4::text, $5::text, $6::text, $7::bigint, \
+                 COALESCE(MAX(run), 0) + 1 \
+                 FROM container_sessions \
+                 WHERE seller_account = $2 AND product_code = $1 AND resource_id = $3 \
+                 HAVING COUNT(*) FILTER (WHERE stopped_us IS NULL) = 0 \
+                 ON CONFLICT DO NOTHING",
+                7,
+            ),
+            &p,
+        )
+        .await?;
         let r = db
             .opt(
                 &select(
                     CONTAINER_SESSION_COLS,
                     "FROM container_sessions \
-                     WHERE seller_account = $1 AND product_code = $2 AND resource_id = $3",
+                     WHERE seller_account = $1 AND product_code = $2 AND resource_id = $3 \
+                     AND stopped_us IS NULL",
                 ),
                 &[&s.seller_account, &s.product_code, &s.resource_id],
             )
@@ -664,6 +730,25 @@ impl Store for PgStore {
     async fn audit_events(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditRecord>> {
         let c = self.client().await?;
         audit::query(&self.db(&c), filter).await
+    }
+
+    async fn stop_container_session(
+        &self,
+        product_code: &str,
+        resource_id: &str,
+        at: OffsetDateTime,
+    ) -> StoreResult<Option<ContainerSession>> {
+        let at = to_us(at);
+        self.one(
+            &format!(
+                "UPDATE container_sessions SET stopped_us = $3 \
+                 WHERE product_code = $1 AND resource_id = $2 AND stopped_us IS NULL \
+                 AND first_registered_us <= $3 RETURNING {CONTAINER_SESSION_COLS}"
+            ),
+            &[&product_code, &resource_id, &at],
+            rows::container_session,
+        )
+        .await
     }
 
     async fn upsert_account(&self, a: &Account) -> StoreResult<()> {

@@ -149,6 +149,8 @@ pub(crate) fn container_session(r: &Row) -> StoreResult<ContainerSession> {
         platform: parse_at(r, 4, Platform::parse)?,
         region: get(r, 5)?,
         first_registered_at: time_at(r, 6)?,
+        run: get(r, 7)?,
+        stopped_at: opt_time_at(r, 8)?,
     })
 }
 

@@ -47,6 +47,7 @@ macro_rules! conformance_tests {
             meter_usage_tokens(store),
             single_use_token_race(arc),
             container_session_first_wins(arc),
+            container_runs_stop_and_restart(store),
             concurrent_overlapping_batches(arc),
             concurrent_client_tokens(arc),
             reset_clears_metering_state(store),
@@ -252,7 +253,9 @@ pub fn session(resource: &str, customer: &str, t: OffsetDateTime) -> ContainerSe
         customer_account: customer.into(),
         platform: Platform::Eks,
         region: "us-east-1".into(),
+        run: 1,
         first_registered_at: t,
+        stopped_at: None,
     }
 }
 
@@ -1083,6 +1086,143 @@ pub async fn container_session_first_wins(s: Arc<dyn Store>) {
         s.register_container_session(&late, ev()).await.unwrap(),
         winner
     );
+
+    // Once stopped, racing registrations start exactly one next run.
+    let stop = at(1_900_000_000, 0);
+    assert!(s
+        .stop_container_session("prod-c", "pod-race", stop)
+        .await
+        .unwrap()
+        .is_some());
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..24 {
+        let s = s.clone();
+        tasks.spawn(async move {
+            let mine = session("pod-race", &format!("again-{i}"), at(1_900_000_100 + i, 0));
+            s.register_container_session(&mine, ev()).await.unwrap()
+        });
+    }
+    let results = tasks.join_all().await;
+    let second = s
+        .container_session("prod-c", "pod-race")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(second.run, 2);
+    assert!(results.iter().all(|r| *r == second));
+    let all = s
+        .list_container_sessions(&ContainerFilter {
+            resource_id: Some("pod-race".into()),
+            ..ContainerFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 2, "{all:?}");
+}
+
+/// Runs are stopped once, not before their start; a registration after a stop starts the
+/// next run; listings filter by product, customer, resource, state and time, in start order.
+pub async fn container_runs_stop_and_restart(s: &dyn Store) {
+    let t0 = at(1_700_000_000, 7);
+    let first = s
+        .register_container_session(&session("task-1", "222222222222", t0), ev())
+        .await
+        .unwrap();
+    assert_eq!((first.run, first.stopped_at), (1, None));
+    // Not before the start; at the start is fine; only once.
+    let before = t0 - Duration::microseconds(1);
+    assert_eq!(
+        s.stop_container_session("prod-c", "task-1", before)
+            .await
+            .unwrap(),
+        None
+    );
+    let stopped = s
+        .stop_container_session("prod-c", "task-1", t0)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stopped.stopped_at, Some(t0));
+    assert_eq!(stopped.run, 1);
+    assert_eq!(
+        s.stop_container_session("prod-c", "task-1", at(1_700_000_100, 0))
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(s.container_session("prod-c", "task-1").await.unwrap(), None);
+    assert_eq!(
+        s.stop_container_session("prod-c", "task-none", t0)
+            .await
+            .unwrap(),
+        None
+    );
+
+    // The next registration is run 2, with its own details.
+    let t1 = at(1_700_003_600, 0);
+    let second = s
+        .register_container_session(&session("task-1", "333333333333", t1), ev())
+        .await
+        .unwrap();
+    assert_eq!(second.run, 2);
+    assert_eq!(second.first_registered_at, t1);
+    assert_eq!(second.customer_account, "333333333333");
+    assert_eq!(
+        s.container_session("prod-c", "task-1").await.unwrap(),
+        Some(second.clone())
+    );
+    let mut other = session("task-2", "222222222222", at(1_700_001_800, 0));
+    other.product_code = "prod-d".into();
+    let other = s.register_container_session(&other, ev()).await.unwrap();
+
+    let list = |f: ContainerFilter| async move { s.list_container_sessions(&f).await.unwrap() };
+    let all = list(ContainerFilter::default()).await;
+    assert_eq!(all, vec![stopped.clone(), other.clone(), second.clone()]);
+    let f = ContainerFilter {
+        product_code: Some("prod-c".into()),
+        ..ContainerFilter::default()
+    };
+    assert_eq!(list(f).await, vec![stopped.clone(), second.clone()]);
+    let f = ContainerFilter {
+        customer_account: Some("222222222222".into()),
+        ..ContainerFilter::default()
+    };
+    assert_eq!(list(f).await, vec![stopped.clone(), other.clone()]);
+    let f = ContainerFilter {
+        running: Some(false),
+        ..ContainerFilter::default()
+    };
+    assert_eq!(list(f).await, vec![stopped.clone()]);
+    let f = ContainerFilter {
+        running: Some(true),
+        seller_account: Some(SELLER.into()),
+        ..ContainerFilter::default()
+    };
+    assert_eq!(list(f).await, vec![other.clone(), second.clone()]);
+    let f = ContainerFilter {
+        seller_account: Some(OTHER_SELLER.into()),
+        ..ContainerFilter::default()
+    };
+    assert!(list(f).await.is_empty());
+    let f = ContainerFilter {
+        resource_id: Some("task-1".into()),
+        limit: Some(1),
+        ..ContainerFilter::default()
+    };
+    assert_eq!(list(f).await, vec![stopped.clone()]);
+    // Time windows (reports): started before t1, and running or stopped at or after t0 + 1 µs.
+    let f = ContainerFilter {
+        started_before: Some(t1),
+        stopped_since: Some(t0 + Duration::microseconds(1)),
+        ..ContainerFilter::default()
+    };
+    assert_eq!(list(f).await, vec![other.clone()]);
+    let f = ContainerFilter {
+        started_before: Some(t1 + Duration::microseconds(1)),
+        stopped_since: Some(t0),
+        ..ContainerFilter::default()
+    };
+    assert_eq!(list(f).await, vec![stopped, other, second]);
 }
 
 /// 50 tasks × 25 rows over 100 overlapping keys (each key's quantity fixed): exactly one row
