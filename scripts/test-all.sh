@@ -88,7 +88,7 @@ if [ "$postgres" = yes ]; then
   # would rebuild dependencies.
   MARKETMETER_TEST_DB=postgres cargo test --locked --workspace \
     --test rust_sdk --test admin_cli --test restart --test catalog --test subscriptions \
-    --test operations --test test_controls --test reports --test containers
+    --test operations --test test_controls --test reports --test containers --test audit
   done_stage
 else
   done_stage SKIPPED

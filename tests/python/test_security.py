@@ -18,6 +18,7 @@ unknown key, missing/wrong session token, unsigned) in test_boto3.py::TestAuthen
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import http.client
 import json
 import re
@@ -501,3 +502,13 @@ def test_debug_log_carries_no_secrets(debug_server):
     assert_no_secret("\n".join(srv.stdout_lines), (DB_PASSWORD,))
     # Nor the SigV4 signatures, which would let a log reader replay requests.
     assert not re.search(r"Signature=[0-9a-f]{64}", log)
+
+    # Nor the audit trail (docs/audit.md), which records every one of those metering calls: no
+    # secret, no signature, and the registration token only as its SHA-256 digest.
+    status, trail = srv.admin("GET", "/admin/v1/audit?limit=1000")
+    assert status == 200
+    assert len(trail["events"]) == 6, trail
+    audit = json.dumps(trail)
+    assert_no_secret(audit, (DB_PASSWORD, "forged-secret-0815", "forged-session-token-0815", token))
+    assert "Signature=" not in audit and "AWS4-HMAC-SHA256" not in audit
+    assert "sha256:" + hashlib.sha256(token.encode()).hexdigest() in audit

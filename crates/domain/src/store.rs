@@ -5,6 +5,7 @@
 //! record are the same row, written in one transaction: no path leaves a key claimed with no
 //! record, and nothing is acknowledged before it is durable.
 
+use crate::audit::{AuditEvent, AuditFilter, AuditRecord};
 use crate::model::*;
 use async_trait::async_trait;
 use time::OffsetDateTime;
@@ -138,32 +139,46 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Option<(String, String)>>;
 
     // --- metering writes (group-committed)
+    //
+    // Each takes the audit event of the call it serves and inserts it in the transaction of
+    // the change (settled by the write's result where that decides the answer): the event is
+    // committed exactly when the change is.
+
     /// Offers rows in order, all in one transaction; a later row with the key of an earlier
     /// one in the same batch is compared with it. Quantities are compared with
-    /// [`crate::dedup::is_retry`].
-    async fn commit_usage(&self, rows: Vec<UsageRecordRow>) -> StoreResult<Vec<UsageOutcome>>;
+    /// [`crate::dedup::is_retry`]. `audit` is recorded as given.
+    async fn commit_usage(
+        &self,
+        rows: Vec<UsageRecordRow>,
+        audit: AuditEvent,
+    ) -> StoreResult<Vec<UsageOutcome>>;
     /// MeterUsage in one transaction: token check, then the row, then the token is recorded
-    /// (only when the row is stored or is a retry).
+    /// (only when the row is stored or is a retry); `audit` is recorded settled by the outcome
+    /// ([`AuditEvent::settle_meter`]).
     async fn commit_meter_usage(
         &self,
         claim: Option<TokenClaim>,
         row: UsageRecordRow,
+        audit: AuditEvent,
     ) -> StoreResult<MeterOutcome>;
 
     // --- other writes
     async fn insert_registration_token(&self, token: &RegistrationToken) -> StoreResult<()>;
-    /// Marks a single-use token used; false when it was already used (race-free).
+    /// Marks a single-use token used; false when it was already used (race-free). `audit` is
+    /// recorded settled by the result ([`AuditEvent::settle_consume`]).
     async fn consume_registration_token(
         &self,
         token: &str,
         at: OffsetDateTime,
+        audit: AuditEvent,
     ) -> StoreResult<bool>;
     /// Starts a run of the workload (numbered after its last one; `session.run` and
     /// `stopped_at` are ignored) unless one is running; returns the running run (the existing
-    /// one if another call won the race).
+    /// one if another call won the race). `audit` is recorded as given.
     async fn register_container_session(
         &self,
         session: &ContainerSession,
+        audit: AuditEvent,
     ) -> StoreResult<ContainerSession>;
     /// Stops the workload's running run at `at` unless it started after `at`; returns the
     /// stopped run, or `None` when nothing was running (or it started after `at`).
@@ -173,6 +188,12 @@ pub trait Store: Send + Sync + 'static {
         resource_id: &str,
         at: OffsetDateTime,
     ) -> StoreResult<Option<ContainerSession>>;
+
+    // --- audit trail (append-only: the database refuses UPDATE and DELETE)
+    /// Appends the event of a call that changed nothing (group-committed on SQLite).
+    async fn append_audit(&self, event: AuditEvent) -> StoreResult<()>;
+    /// A page of events in `seq` order.
+    async fn audit_events(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditRecord>>;
 
     // --- catalog writes (idempotent upserts, used by seeding and the admin API)
     async fn upsert_account(&self, account: &Account) -> StoreResult<()>;
@@ -213,7 +234,8 @@ pub trait Store: Send + Sync + 'static {
 
     // --- test controls
     /// Deletes all metering state of every seller (usage records, MeterUsage client tokens,
-    /// registration tokens, container sessions) in one transaction; the catalog stays.
+    /// registration tokens, container sessions) in one transaction; the catalog stays, and so
+    /// does the audit trail (append-only, it records the calls the reset undid).
     async fn reset_metering(&self) -> StoreResult<ResetCounts>;
 
     /// Liveness of the underlying database.

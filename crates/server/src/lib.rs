@@ -2,9 +2,11 @@
 //! health checks, with request ids on every response and panics contained per request.
 
 pub mod admin;
+pub mod admin_audit;
 pub mod admin_catalog;
 pub mod admin_containers;
 pub mod admin_subscriptions;
+pub mod audit_trail;
 pub mod auth;
 pub mod aws;
 pub mod controls;
@@ -126,6 +128,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/admin/openapi.json", get(openapi))
         .merge(controls::routes())
         .route("/admin/v1/reports/usage", get(reports::usage_report))
+        .route("/admin/v1/audit", get(admin_audit::list))
+        .route("/admin/v1/audit/export", get(admin_audit::export))
         .route("/health/live", get(|| async { "ok" }))
         .route("/health/ready", get(ready))
         .route("/metrics", get(metrics::scrape))
@@ -169,6 +173,10 @@ async fn request_id(
 ) -> axum::response::Response {
     let id = uuid::Uuid::new_v4().to_string();
     let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path());
+    // Handlers read it too: the audit trail records the id the client is answered with.
+    let mut req = req;
+    req.extensions_mut()
+        .insert(audit_trail::RequestId(id.clone()));
     let mut resp = tracing::Instrument::instrument(next.run(req), span).await;
     if let Ok(v) = HeaderValue::from_str(&id) {
         resp.headers_mut().insert("x-amzn-RequestId", v);

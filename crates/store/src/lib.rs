@@ -10,6 +10,7 @@
 //! * Durability: WAL with `synchronous=FULL`; nothing is acknowledged before COMMIT returns.
 //! * [`SqliteStore::open_in_memory`] gives tests the same store without a file.
 
+mod audit;
 mod database;
 mod migrate;
 mod postgres;
@@ -20,6 +21,7 @@ mod write;
 mod writer;
 
 use async_trait::async_trait;
+use marketmeter_domain::audit::{AuditEvent, AuditFilter, AuditRecord};
 use marketmeter_domain::model::*;
 use marketmeter_domain::store::*;
 use r2d2_sqlite::rusqlite::{params, Connection};
@@ -425,12 +427,19 @@ impl Store for SqliteStore {
         with_reader(&self.pool, move |c| write::client_token(c, &a, &t)).await
     }
 
-    async fn commit_usage(&self, rows: Vec<UsageRecordRow>) -> StoreResult<Vec<UsageOutcome>> {
-        if rows.is_empty() {
-            return Ok(Vec::new());
-        }
+    // Each metering write inserts its audit event inside its own command, so the event shares
+    // the command's savepoint (undone with it) and the group's COMMIT (no extra fsync).
+    async fn commit_usage(
+        &self,
+        rows: Vec<UsageRecordRow>,
+        event: AuditEvent,
+    ) -> StoreResult<Vec<UsageOutcome>> {
         self.writer
-            .call(move |c| write::commit_usage(c, &rows))
+            .call(move |c| {
+                let out = write::commit_usage(c, &rows)?;
+                audit::insert(c, &event)?;
+                Ok(out)
+            })
             .await
     }
 
@@ -438,9 +447,14 @@ impl Store for SqliteStore {
         &self,
         claim: Option<TokenClaim>,
         row: UsageRecordRow,
+        event: AuditEvent,
     ) -> StoreResult<MeterOutcome> {
         self.writer
-            .call(move |c| write::commit_meter_usage(c, claim.as_ref(), &row))
+            .call(move |c| {
+                let out = write::commit_meter_usage(c, claim.as_ref(), &row)?;
+                audit::insert(c, &event.settle_meter(&out))?;
+                Ok(out)
+            })
             .await
     }
 
@@ -455,21 +469,41 @@ impl Store for SqliteStore {
         &self,
         token: &str,
         at: OffsetDateTime,
+        event: AuditEvent,
     ) -> StoreResult<bool> {
         let (t, at) = (token.to_string(), rows::to_us(at));
         self.writer
-            .call(move |c| write::consume_registration_token(c, &t, at))
+            .call(move |c| {
+                let consumed = write::consume_registration_token(c, &t, at)?;
+                audit::insert(c, &event.settle_consume(consumed))?;
+                Ok(consumed)
+            })
             .await
     }
 
     async fn register_container_session(
         &self,
         session: &ContainerSession,
+        event: AuditEvent,
     ) -> StoreResult<ContainerSession> {
         let s = session.clone();
         self.writer
-            .call(move |c| write::register_container_session(c, &s))
+            .call(move |c| {
+                let stored = write::register_container_session(c, &s)?;
+                audit::insert(c, &event)?;
+                Ok(stored)
+            })
             .await
+    }
+
+    async fn append_audit(&self, event: AuditEvent) -> StoreResult<()> {
+        // Through the writer like any write: it joins the next group commit.
+        self.writer.call(move |c| audit::insert(c, &event)).await
+    }
+
+    async fn audit_events(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditRecord>> {
+        let f = filter.clone();
+        with_reader(&self.pool, move |c| audit::query(c, &f)).await
     }
 
     async fn stop_container_session(

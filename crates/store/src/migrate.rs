@@ -25,6 +25,10 @@ pub(crate) const SQLITE: &[Migration] = &[
         sql: include_str!("../migrations/sqlite/0002_report_index.sql"),
     },
     Migration {
+        version: 3,
+        sql: include_str!("../migrations/sqlite/0003_audit.sql"),
+    },
+    Migration {
         version: 4,
         sql: include_str!("../migrations/sqlite/0004_container_runs.sql"),
     },
@@ -38,7 +42,9 @@ pub(crate) enum MigrateError {
     TooNew { found: i64, known: i64 },
 }
 
-/// Applies every migration newer than the database's version; returns how many ran.
+/// Applies every migration the database has not recorded, in order; returns how many ran.
+/// Not only those above its highest version: branches developed side by side can land a
+/// version after a higher one was applied (0004 reached databases before 0003 existed).
 pub(crate) fn apply(
     conn: &mut Connection,
     migrations: &[Migration],
@@ -51,11 +57,11 @@ pub(crate) fn apply(
             applied_at INTEGER NOT NULL
         )",
     )?;
-    let current: i64 = tx.query_row(
-        "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
-        [],
-        |r| r.get(0),
-    )?;
+    let applied: std::collections::HashSet<i64> = tx
+        .prepare("SELECT version FROM schema_migrations")?
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    let current = applied.iter().copied().max().unwrap_or(0);
     let known = migrations.last().map_or(0, |m| m.version);
     if current > known {
         return Err(MigrateError::TooNew {
@@ -64,7 +70,7 @@ pub(crate) fn apply(
         });
     }
     let mut ran = 0;
-    for m in migrations.iter().filter(|m| m.version > current) {
+    for m in migrations.iter().filter(|m| !applied.contains(&m.version)) {
         tx.execute_batch(m.sql)?;
         tx.execute(
             "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)",
@@ -96,6 +102,25 @@ mod tests {
             .query_row("SELECT COUNT(*) FROM schema_migrations", [], |r| r.get(0))
             .unwrap();
         assert_eq!(n, SQLITE.len() as i64);
+    }
+
+    #[test]
+    fn applies_a_version_that_landed_below_the_highest() {
+        let mut c = Connection::open_in_memory().unwrap();
+        let without_3: Vec<Migration> = SQLITE
+            .iter()
+            .filter(|m| m.version != 3)
+            .map(|m| Migration {
+                version: m.version,
+                sql: m.sql,
+            })
+            .collect();
+        apply(&mut c, &without_3).unwrap();
+        assert_eq!(apply(&mut c, SQLITE).unwrap(), 1);
+        let n: i64 = c
+            .query_row("SELECT COUNT(*) FROM audit_events", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 0, "the table of version 3 exists");
     }
 
     #[test]

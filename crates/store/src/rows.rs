@@ -44,7 +44,7 @@ pub(crate) fn now_us() -> i64 {
     to_us(OffsetDateTime::now_utc())
 }
 
-fn from_us(col: usize, us: i64) -> SqlResult<OffsetDateTime> {
+pub(crate) fn from_us(col: usize, us: i64) -> SqlResult<OffsetDateTime> {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(us) * 1000)
         .map_err(|_| bad(col, "instant out of range"))
 }
