@@ -39,7 +39,7 @@ pub enum LogFormat {
     Json,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Default, Args)]
 pub struct ServeArgs {
     /// TOML configuration file; its keys are the long flag names with '_' for '-'.
     #[arg(long, env = "MARKETMETER_CONFIG")]
@@ -113,7 +113,7 @@ pub struct ServeArgs {
 }
 
 /// Which database, shared by `serve` and `migrate`.
-#[derive(Debug, Args)]
+#[derive(Debug, Default, Args)]
 pub struct DbArgs {
     /// Database: a SQLite file path (or sqlite://PATH), or a PostgreSQL URL
     /// postgres://USER[:PASSWORD]@HOST[:PORT]/DB (the schema is the search_path; add
@@ -180,6 +180,13 @@ fn load_file(path: Option<&Path>) -> Result<FileConfig> {
         }
         None => Ok(FileConfig::default()),
     }
+}
+
+/// What a configuration file alone gives (no flags; the environment is not read): the same
+/// checks as `serve --config FILE`. For `fuzz/` and tests.
+pub fn serve_config_from_toml(text: &str) -> Result<ServeConfig> {
+    let file: FileConfig = toml::from_str(text).context("config file is invalid")?;
+    ServeArgs::default().resolve_with(file)
 }
 
 /// The same knobs as a TOML file.
@@ -251,6 +258,11 @@ fn duration(
 impl ServeArgs {
     pub fn resolve(self) -> Result<ServeConfig> {
         let file = load_file(self.config.as_deref())?;
+        self.resolve_with(file)
+    }
+
+    /// These flags over `file`'s keys over the defaults.
+    fn resolve_with(self, file: FileConfig) -> Result<ServeConfig> {
         let (db, db_options) = self.database.resolve(&file)?;
         let defaults = MeteringConfig::default();
         let w = defaults.windows;

@@ -1,13 +1,13 @@
 //! `marketmeter`: a self-hostable, wire-compatible AWS Marketplace Metering Service.
 
 mod admin_client;
-mod config;
 mod controls_client;
 mod migrate;
 mod report;
 mod serve;
 
 use clap::{Parser, Subcommand};
+use marketmeter::config;
 
 #[derive(Debug, Parser)]
 #[command(
