@@ -288,7 +288,21 @@ pub fn sdk_client(
     creds: (&str, &str, Option<&str>),
     region: &str,
 ) -> aws_sdk_marketplacemetering::Client {
+    sdk_client_with_timeout(url, creds, region, None)
+}
+
+/// [`sdk_client`] whose every call gives up (a `TimeoutError`) after `operation_timeout`.
+pub fn sdk_client_with_timeout(
+    url: &str,
+    creds: (&str, &str, Option<&str>),
+    region: &str,
+    operation_timeout: Option<std::time::Duration>,
+) -> aws_sdk_marketplacemetering::Client {
     use aws_sdk_marketplacemetering::config;
+    let mut timeouts = aws_smithy_types::timeout::TimeoutConfig::builder();
+    if let Some(t) = operation_timeout {
+        timeouts = timeouts.operation_timeout(t);
+    }
     let credentials = aws_credential_types::Credentials::new(
         creds.0,
         creds.1,
@@ -303,6 +317,7 @@ pub fn sdk_client(
         .credentials_provider(credentials)
         .http_client(aws_smithy_http_client::Builder::new().build_http())
         .retry_config(config::retry::RetryConfig::disabled())
+        .timeout_config(timeouts.build())
         .build();
     aws_sdk_marketplacemetering::Client::from_conf(conf)
 }
