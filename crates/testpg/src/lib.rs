@@ -161,10 +161,12 @@ impl Cluster {
         if !sh(&init, root).status().is_ok_and(|s| s.success()) {
             return Err(format!("initdb failed (see {d}/initdb.log)"));
         }
+        // No double quotes in here: it is run inside `sh -c "..."`.
         let watchdog = format!(
-            "while [ -d /proc/{pid} ]; do sleep 1; done; {stop}; rm -rf '{d}'",
+            "while [ -d /proc/{pid} ]; do sleep 1; done; \
+             '{}' -D '{d}/data' -m immediate stop >/dev/null 2>&1; rm -rf '{d}'",
+            cluster.pg_ctl.display(),
             pid = std::process::id(),
-            stop = cluster.pg_ctl_cmd("stop -m immediate"),
         );
         sh(
             &format!("nohup sh -c \"{watchdog}\" >/dev/null 2>&1 &"),
