@@ -78,7 +78,7 @@ section "Python: boto3, AWS CLI v1, raw HTTP, demo (scripts/test-python.sh)"
 MARKETMETER_BIN="$PWD/target/debug/marketmeter" bash scripts/test-python.sh
 done_stage
 
-section "fuzz: every cargo-fuzz target for FUZZ_SECONDS (20) from real SDK requests (scripts/fuzz.sh)"
+section "fuzz: every cargo-fuzz target for FUZZ_SECONDS (20) from real inputs (scripts/fuzz.sh)"
 bash scripts/fuzz.sh
 done_stage
 

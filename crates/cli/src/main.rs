@@ -2,13 +2,13 @@
 
 mod admin_client;
 mod audit;
-mod config;
 mod controls_client;
 mod migrate;
 mod report;
 mod serve;
 
 use clap::{Parser, Subcommand};
+use marketmeter::config;
 
 #[derive(Debug, Parser)]
 #[command(
