@@ -119,11 +119,20 @@ def worker(srv, stats: Stats, stop: threading.Event, index: int) -> None:
             stats.record(op, time.perf_counter() - started, f"{type(e).__name__}: {e}"[:300])
 
 
-def rss_mib(pid: int) -> float:
+def memory_mib(pid: int) -> dict[str, float]:
+    """VmRSS and its parts: RssAnon (the heap: allocations), RssFile and RssShmem (mapped files,
+    e.g. SQLite's WAL index), in MiB."""
+    out = {}
     for line in open(f"/proc/{pid}/status"):
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+        key, _, rest = line.partition(":")
+        if key in ("VmRSS", "RssAnon", "RssFile", "RssShmem"):
+            out[key] = int(rest.split()[0]) / 1024
+    return out
+
+
+def db_mib(path: str) -> float:
+    """The SQLite database with its WAL, in MiB (0 on PostgreSQL)."""
+    return sum(os.path.getsize(p) / 2**20 for p in (path, path + "-wal") if os.path.exists(p))
 
 
 def pct(values: list[float], p: float) -> float:
@@ -144,10 +153,13 @@ def main() -> int:
             for t in threads:
                 t.start()
             samples: list[tuple[float, float, int]] = []
+            parts: list[tuple[dict[str, float], float]] = []  # per sample: RSS parts, database size
             while time.monotonic() - started < SECONDS:
                 time.sleep(min(SAMPLE, max(0.0, SECONDS - (time.monotonic() - started))))
                 done = sum(len(v) for v in stats.latency.values())
-                samples.append((time.monotonic() - started, rss_mib(srv.proc.pid), done))
+                mem = memory_mib(srv.proc.pid)
+                samples.append((time.monotonic() - started, mem["VmRSS"], done))
+                parts.append((mem, db_mib(srv.database.arg)))
             stop.set()
             for t in threads:
                 t.join(timeout=30)
@@ -166,10 +178,13 @@ def main() -> int:
     for op, lat in sorted(stats.latency.items()):
         print(f"| {op} | {len(lat)} | {len(stats.errors.get(op, []))} | {pct(lat, 50):.1f} | {pct(lat, 95):.1f} | "
               f"{pct(lat, 99):.1f} | {max(lat) * 1000:.1f} |")
-    print("\n| t (s) | RSS MiB | requests so far |")
-    print("|---|---|---|")
-    for t, rss, done in samples:
-        print(f"| {t:.0f} | {rss:.1f} | {done} |")
+    print("\n| t (s) | RSS MiB | of it anon (heap) | file + shmem | database + WAL MiB | requests so far |")
+    print("|---|---|---|---|---|---|")
+    every = max(1, round(60 / SAMPLE))  # about one row a minute, and the last sample
+    for i, ((t, rss, done), (mem, db)) in enumerate(zip(samples, parts)):
+        if i % every == 0 or i == len(samples) - 1:
+            print(f"| {t:.0f} | {rss:.1f} | {mem['RssAnon']:.1f} | {mem['RssFile'] + mem['RssShmem']:.1f} | "
+                  f"{db:.1f} | {done} |")
     quarter = max(1, len(samples) // 4)
     first = statistics.mean(r for _, r, _ in samples[:quarter])
     last = statistics.mean(r for _, r, _ in samples[-quarter:])

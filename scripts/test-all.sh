@@ -78,7 +78,7 @@ section "Python: boto3, AWS CLI v1, raw HTTP, demo (scripts/test-python.sh)"
 MARKETMETER_BIN="$PWD/target/debug/marketmeter" bash scripts/test-python.sh
 done_stage
 
-section "fuzz: every cargo-fuzz target for FUZZ_SECONDS (20) from real SDK requests (scripts/fuzz.sh)"
+section "fuzz: every cargo-fuzz target for FUZZ_SECONDS (20) from real inputs (scripts/fuzz.sh)"
 bash scripts/fuzz.sh
 done_stage
 
@@ -88,7 +88,7 @@ if [ "$postgres" = yes ]; then
   # would rebuild dependencies.
   MARKETMETER_TEST_DB=postgres cargo test --locked --workspace \
     --test rust_sdk --test admin_cli --test restart --test catalog --test subscriptions \
-    --test operations --test test_controls --test reports
+    --test operations --test test_controls --test reports --test containers --test audit
   done_stage
 else
   done_stage SKIPPED

@@ -18,6 +18,7 @@ unknown key, missing/wrong session token, unsigned) in test_boto3.py::TestAuthen
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import http.client
 import json
 import re
@@ -397,11 +398,14 @@ ADMIN_CALLS = [
     ("POST", "/admin/v1/subscriptions", {"product_code": SAAS, "customer_aws_account_id": "123123123123"}),
     ("POST", "/admin/v1/subscriptions/cancel", {"product_code": SAAS, "customer_aws_account_id": BUYER_ACCOUNT}),
     ("GET", "/admin/v1/notifications", None),
+    ("GET", "/admin/v1/container-sessions", None),
+    ("POST", "/admin/v1/container-sessions/stop", {"product_code": "e2e-container", "resource_id": "e2e-pod-1"}),
 ]
 
 # Listings whose contents must not change through refused calls.
 ADMIN_STATE = ["/admin/v1/accounts", "/admin/v1/access-keys", "/admin/v1/products", "/admin/v1/agreements",
-               "/admin/v1/products/e2e-container/public-keys", "/admin/v1/notifications"]
+               "/admin/v1/products/e2e-container/public-keys", "/admin/v1/notifications",
+               "/admin/v1/container-sessions"]
 
 BAD_AUTHORIZATIONS = [
     None,
@@ -498,3 +502,13 @@ def test_debug_log_carries_no_secrets(debug_server):
     assert_no_secret("\n".join(srv.stdout_lines), (DB_PASSWORD,))
     # Nor the SigV4 signatures, which would let a log reader replay requests.
     assert not re.search(r"Signature=[0-9a-f]{64}", log)
+
+    # Nor the audit trail (docs/audit.md), which records every one of those metering calls: no
+    # secret, no signature, and the registration token only as its SHA-256 digest.
+    status, trail = srv.admin("GET", "/admin/v1/audit?limit=1000")
+    assert status == 200
+    assert len(trail["events"]) == 6, trail
+    audit = json.dumps(trail)
+    assert_no_secret(audit, (DB_PASSWORD, "forged-secret-0815", "forged-session-token-0815", token))
+    assert "Signature=" not in audit and "AWS4-HMAC-SHA256" not in audit
+    assert "sha256:" + hashlib.sha256(token.encode()).hexdigest() in audit

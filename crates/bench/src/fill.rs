@@ -10,6 +10,7 @@
 //! load run.
 
 use anyhow::{bail, Context, Result};
+use marketmeter_domain::audit::AuditEvent;
 use marketmeter_domain::model::{
     AgreementStatus, Identity, MeteringKey, MeteringOperation, ProductKind, UsageRecordRow,
 };
@@ -164,7 +165,10 @@ pub async fn run(args: FillArgs, seed: Seed) -> Result<()> {
     while i < end {
         let n = (end - i).min(args.chunk.max(1) as u64);
         let rows: Vec<UsageRecordRow> = (i..i + n).map(|k| space.row(k, now)).collect();
-        let out = store.commit_usage(rows).await?;
+        // The audit trail records who wrote: a bulk fill, not a metering API call.
+        let mut event = AuditEvent::arrived(OffsetDateTime::now_utc(), format!("bench-fill-{i}"));
+        event.operation = "BenchFill".into();
+        let out = store.commit_usage(rows, event).await?;
         if let Some(o) = out
             .iter()
             .find(|o| !matches!(o, UsageOutcome::Stored { .. }))

@@ -207,6 +207,31 @@ pub enum AdminCommand {
         #[command(subcommand)]
         action: Option<crate::controls_client::QuotaAction>,
     },
+    /// List the runs of container workloads that called RegisterUsage, with the hours billed
+    /// so far.
+    Containers {
+        #[arg(long)]
+        product_code: Option<String>,
+        #[arg(long)]
+        customer_aws_account_id: Option<String>,
+        #[arg(long)]
+        resource_id: Option<String>,
+        /// running or stopped.
+        #[arg(long)]
+        state: Option<String>,
+    },
+    /// Report a container workload stopped: its hourly metering ends at the stop.
+    StopContainer {
+        #[arg(long)]
+        product_code: String,
+        /// The ECS task, EKS pod or Fargate task (as in its workload credential).
+        #[arg(long)]
+        resource_id: String,
+        /// RFC 3339 stop time, not before the run's start nor after the service clock's now.
+        /// [default: now]
+        #[arg(long)]
+        at: Option<String>,
+    },
     /// Delete all metering state (usage, client tokens, registration tokens, container
     /// sessions) for a fresh test; the catalog stays.
     Reset {
@@ -496,6 +521,35 @@ pub fn run(args: AdminArgs) -> Result<()> {
         AdminCommand::Clock { action } => crate::controls_client::clock(&args, action.as_ref())?,
         AdminCommand::Faults { action } => crate::controls_client::faults(&args, action.as_ref())?,
         AdminCommand::Quotas { action } => crate::controls_client::quotas(&args, action.as_ref())?,
+        AdminCommand::Containers {
+            product_code,
+            customer_aws_account_id,
+            resource_id,
+            state,
+        } => call(
+            &args,
+            "GET",
+            &with_query(
+                "/admin/v1/container-sessions",
+                &[
+                    ("product_code", product_code),
+                    ("customer_aws_account_id", customer_aws_account_id),
+                    ("resource_id", resource_id),
+                    ("state", state),
+                ],
+            ),
+            None,
+        )?,
+        AdminCommand::StopContainer {
+            product_code,
+            resource_id,
+            at,
+        } => call(
+            &args,
+            "POST",
+            "/admin/v1/container-sessions/stop",
+            Some(json!({"product_code": product_code, "resource_id": resource_id, "at": at})),
+        )?,
         AdminCommand::Reset { yes } => crate::controls_client::reset(&args, *yes)?,
     };
     println!("{}", serde_json::to_string_pretty(&out)?);

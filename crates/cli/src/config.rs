@@ -39,7 +39,7 @@ pub enum LogFormat {
     Json,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Default, Args)]
 pub struct ServeArgs {
     /// TOML configuration file; its keys are the long flag names with '_' for '-'.
     #[arg(long, env = "MARKETMETER_CONFIG")]
@@ -113,7 +113,7 @@ pub struct ServeArgs {
 }
 
 /// Which database, shared by `serve` and `migrate`.
-#[derive(Debug, Args)]
+#[derive(Debug, Default, Args)]
 pub struct DbArgs {
     /// Database: a SQLite file path (or sqlite://PATH), or a PostgreSQL URL
     /// postgres://USER[:PASSWORD]@HOST[:PORT]/DB (the schema is the search_path; add
@@ -182,6 +182,13 @@ fn load_file(path: Option<&Path>) -> Result<FileConfig> {
     }
 }
 
+/// What a configuration file alone gives (no flags; the environment is not read): the same
+/// checks as `serve --config FILE`. For `fuzz/` and tests.
+pub fn serve_config_from_toml(text: &str) -> Result<ServeConfig> {
+    let file: FileConfig = toml::from_str(text).context("config file is invalid")?;
+    ServeArgs::default().resolve_with(file)
+}
+
 /// The same knobs as a TOML file.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -245,12 +252,24 @@ fn duration(
         })?,
         (None, None) => return Ok(default),
     };
-    Duration::try_from(std).with_context(|| format!("{key} is too large"))
+    match Duration::try_from(std) {
+        Ok(d) if d <= MAX_DURATION => Ok(d),
+        _ => bail!("{key} is too large (at most 100 years)"),
+    }
 }
+
+/// Longest accepted duration: the server adds and subtracts these to and from dates, which
+/// must stay within the calendar (year 9999); 100 years is more than any window needs.
+const MAX_DURATION: Duration = Duration::days(36_525);
 
 impl ServeArgs {
     pub fn resolve(self) -> Result<ServeConfig> {
         let file = load_file(self.config.as_deref())?;
+        self.resolve_with(file)
+    }
+
+    /// These flags over `file`'s keys over the defaults.
+    fn resolve_with(self, file: FileConfig) -> Result<ServeConfig> {
         let (db, db_options) = self.database.resolve(&file)?;
         let defaults = MeteringConfig::default();
         let w = defaults.windows;
@@ -469,6 +488,51 @@ ends = 2027-01-01T00:00:00Z
         assert!(limits(Some(0), (None, None), (None, None)).is_err());
         assert!(limits(None, (None, Some("0s")), (None, None)).is_err());
         assert!(limits(None, (None, None), (None, Some("soon"))).is_err());
+    }
+
+    #[test]
+    fn a_config_file_alone_resolves_like_serve_config() {
+        let c = serve_config_from_toml(
+            "listen = \"0.0.0.0:7171\"\nbatch_window = \"1h 30m\"\nwebhooks = [\"http://x/\"]\n\
+             db = \"postgres://u@h/db\"\nmax_connections = 8\nadmin_token = \"\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.listen.port(), 7171);
+        assert_eq!(c.metering.windows.batch_lookback, Duration::minutes(90));
+        assert_eq!(c.db.backend(), "postgres");
+        assert_eq!(c.limits.max_connections, 8);
+        assert_eq!(c.admin_token, None, "an empty token means: generate one");
+        assert!(serve_config_from_toml("webhooks = [\"ftp://x\"]").is_err());
+        assert!(serve_config_from_toml("listen = 7171").is_err());
+        assert!(serve_config_from_toml("lsiten = \"0.0.0.0:1\"").is_err());
+    }
+
+    /// Found by the config_file fuzz target: durations the server could not add to a date
+    /// (a token's expiry, the month-end cutoff, SigV4's skew bounds) panicked at request time.
+    #[test]
+    fn durations_past_the_calendar_are_refused() {
+        for key in [
+            "batch_window",
+            "meter_window",
+            "month_end_grace",
+            "future_skew",
+            "signature_skew",
+            "token_ttl",
+            "header_timeout",
+            "body_timeout",
+        ] {
+            let err = serve_config_from_toml(&format!("{key} = \"100000y\"")).unwrap_err();
+            assert!(format!("{err:#}").contains("too large"), "{key}: {err:#}");
+            assert!(
+                serve_config_from_toml(&format!("{key} = \"100y\"")).is_ok(),
+                "{key}"
+            );
+        }
+        let c = serve_config_from_toml("token_ttl = \"100y\"\nmonth_end_grace = \"100y\"").unwrap();
+        let now = time::macros::datetime!(2026-06-01 03:00 UTC);
+        assert!(now + c.metering.registration_token_ttl > now);
+        let last_month = marketmeter_wire::EpochTime::from_secs(now.unix_timestamp() - 4 * 3600);
+        assert!(c.metering.windows.check_batch(last_month, now).is_ok());
     }
 
     #[test]

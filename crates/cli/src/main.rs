@@ -1,13 +1,14 @@
 //! `marketmeter`: a self-hostable, wire-compatible AWS Marketplace Metering Service.
 
 mod admin_client;
-mod config;
+mod audit;
 mod controls_client;
 mod migrate;
 mod report;
 mod serve;
 
 use clap::{Parser, Subcommand};
+use marketmeter::config;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -33,6 +34,8 @@ enum Command {
     Admin(admin_client::AdminArgs),
     /// Usage and estimated charges from a running server, as a table, JSON or CSV.
     Report(report::ReportArgs),
+    /// The audit trail of metering API calls from a running server: list or export.
+    Audit(audit::AuditArgs),
     // `marketmeter bench --help` text: the about/long_about of `BenchArgs`.
     Bench(marketmeter_bench::BenchArgs),
     /// Check a seed file without starting a server.
@@ -49,6 +52,7 @@ fn main() -> std::process::ExitCode {
         Command::Migrate(args) => migrate::run(args),
         Command::Admin(args) => admin_client::run(args),
         Command::Report(args) => report::run(args),
+        Command::Audit(args) => audit::run(args),
         Command::Bench(args) => marketmeter_bench::run(args, config::read_seed),
         Command::CheckSeed { file } => config::read_seed(&file).and_then(|s| {
             s.check()?;

@@ -53,7 +53,7 @@ pub struct ReportArgs {
 }
 
 /// A date alone means midnight UTC.
-fn instant(flag: &str, v: &str) -> Result<String> {
+pub(crate) fn instant(flag: &str, v: &str) -> Result<String> {
     let is_date = v.len() == 10 && v.as_bytes()[4] == b'-' && v.as_bytes()[7] == b'-';
     if is_date {
         Ok(format!("{v}T00:00:00Z"))
@@ -96,23 +96,20 @@ fn url(args: &ReportArgs) -> Result<String> {
     ))
 }
 
-pub fn run(args: ReportArgs) -> Result<()> {
-    let url = url(&args)?;
+/// GETs `url` from the admin API; an error answer becomes its message.
+pub(crate) fn fetch(server: &ServerArgs, url: &str) -> Result<ureq::Body> {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .build()
         .into();
     let resp = agent
-        .get(&url)
-        .header(
-            "Authorization",
-            &format!("Bearer {}", args.server.admin_token),
-        )
+        .get(url)
+        .header("Authorization", &format!("Bearer {}", server.admin_token))
         .call()
         .with_context(|| {
             format!(
                 "could not reach {}; is `marketmeter serve` running there?",
-                args.server.endpoint
+                server.endpoint
             )
         })?;
     let status = resp.status();
@@ -122,7 +119,12 @@ pub fn run(args: ReportArgs) -> Result<()> {
         let msg = v["error"]["message"].as_str().unwrap_or("request failed");
         bail!("{status}: {msg}");
     }
-    let mut reader = body.into_reader();
+    Ok(body)
+}
+
+pub fn run(args: ReportArgs) -> Result<()> {
+    let url = url(&args)?;
+    let mut reader = fetch(&args.server, &url)?.into_reader();
     match (args.format, &args.output) {
         (ReportFormat::Table, _) => {
             let mut buf = Vec::new();
@@ -148,7 +150,7 @@ pub fn run(args: ReportArgs) -> Result<()> {
 /// Copies the streamed report, showing rows and bytes so far on a terminal (the spinner hides
 /// itself when stderr is not one). A body cut off by the server is an error, never a short
 /// report taken for complete.
-fn copy_with_progress(from: &mut impl Read, to: &mut impl Write) -> Result<u64> {
+pub(crate) fn copy_with_progress(from: &mut impl Read, to: &mut impl Write) -> Result<u64> {
     let bar = ProgressBar::new_spinner();
     bar.set_style(
         ProgressStyle::with_template("{spinner} {elapsed} {msg}")
@@ -160,7 +162,7 @@ fn copy_with_progress(from: &mut impl Read, to: &mut impl Write) -> Result<u64> 
     loop {
         let n = from
             .read(&mut buf)
-            .context("the report was cut off (the server failed mid-way); run it again")?;
+            .context("the download was cut off (the server failed mid-way); run it again")?;
         if n == 0 {
             break;
         }
@@ -174,7 +176,7 @@ fn copy_with_progress(from: &mut impl Read, to: &mut impl Write) -> Result<u64> 
     Ok(bytes)
 }
 
-fn text(v: &Value) -> String {
+pub(crate) fn text(v: &Value) -> String {
     match v {
         Value::Null => "-".into(),
         Value::String(s) => s.clone(),

@@ -24,6 +24,8 @@ const BUYER_EC2: (&str, &str, Option<&str>) = (
     Some("buyer-ec2-session-token"),
 );
 const BUYER_ECS: (&str, &str, Option<&str>) = ("ASIAE2EBUYERECS00001", "buyer-ecs-secret", None);
+const ECS_TASK: &str =
+    "arn:aws:ecs:us-east-1:444455556666:task/e2e/00000000000000000000000000000001";
 const LICENSE: &str = "arn:aws:license-manager::111122223333:license/l-e2e0saas0buyer";
 const BUYER: &str = "444455556666";
 const PROCESSES: usize = 3;
@@ -306,6 +308,39 @@ async fn register_usage_first_call_is_race_free_across_processes() {
         }
     });
     assert_eq!(sessions, 1, "one session for the workload");
+
+    // Stopped, then registered again through every process at once: exactly one new run.
+    let stopped = servers[0].admin_post(
+        "/admin/v1/container-sessions/stop",
+        serde_json::json!({"product_code": "e2e-container", "resource_id": ECS_TASK}),
+    );
+    assert_eq!(stopped["run"], 1, "{stopped}");
+    let barrier = Arc::new(Barrier::new(CALLERS));
+    let mut tasks = Vec::new();
+    for s in 0..CALLERS {
+        let c = client(&servers[s % PROCESSES].url, BUYER_ECS);
+        let barrier = barrier.clone();
+        tasks.push(tokio::spawn(async move {
+            barrier.wait().await;
+            c.register_usage()
+                .product_code("e2e-container")
+                .public_key_version(1)
+                .send()
+                .await
+                .is_ok()
+        }));
+    }
+    for t in tasks {
+        assert!(t.await.unwrap(), "every call of the new run succeeds");
+    }
+    let runs = servers[1].admin_get("/admin/v1/container-sessions?product_code=e2e-container");
+    let runs: Vec<(i64, &str)> = runs["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["run"].as_i64().unwrap(), r["state"].as_str().unwrap()))
+        .collect();
+    assert_eq!(runs, vec![(1, "stopped"), (2, "running")]);
 }
 
 /// Killing a server's database connections mid-service: calls that met a dead connection get a

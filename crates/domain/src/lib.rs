@@ -2,9 +2,11 @@
 //! registration tokens, RegisterUsage signatures. Knows nothing of HTTP or SQL: storage is the
 //! [`Store`] trait, time is the [`Clock`] trait.
 
+pub mod audit;
 pub mod caller;
 pub mod catalog;
 pub mod clock;
+pub mod containers;
 pub mod dedup;
 pub mod jws;
 pub mod metering;

@@ -1,6 +1,7 @@
 //! The four operations' rules: authorization, windows, dimensions, licenses, entitlement,
 //! dedup and idempotency. Input arrives decoded and constraint-checked by `wire`.
 
+use crate::audit::Audit;
 use crate::caller::Caller;
 use crate::clock::Clock;
 use crate::dedup::{hour_bucket, is_retry};
@@ -97,6 +98,7 @@ impl Metering {
         &self,
         caller: &Caller,
         req: BatchMeterUsageRequest,
+        audit: &mut Audit,
     ) -> Result<BatchMeterUsageResult, ApiError> {
         let now = self.clock.now();
         let product = self.batch_product(caller, &req).await?;
@@ -195,12 +197,16 @@ impl Metering {
             });
         }
 
-        // A store failure leaves the records unprocessed: the caller resubmits them.
+        // A store failure leaves the records unprocessed: the caller resubmits them (and the
+        // call is audited as partial, on its own, by the caller of this function).
         let outcomes = if rows.is_empty() {
             Some(Vec::new())
         } else {
-            match self.store.commit_usage(rows).await {
-                Ok(o) => Some(o),
+            match self.store.commit_usage(rows, audit.for_write()).await {
+                Ok(o) => {
+                    audit.written();
+                    Some(o)
+                }
                 Err(e) => {
                     tracing::error!(error = %e, "batch commit failed; answering UnprocessedRecords");
                     None
@@ -295,6 +301,7 @@ impl Metering {
         &self,
         caller: &Caller,
         req: MeterUsageRequest,
+        audit: &mut Audit,
     ) -> Result<MeterUsageResult, ApiError> {
         let now = self.clock.now();
         let workload = caller.effective_workload().ok_or_else(|| {
@@ -322,6 +329,18 @@ impl Metering {
         self.config.windows.check_meter(req.timestamp, now)?;
         if !product.has_dimension(&req.usage_dimension) {
             return Err(unknown_dimension(&product, &req.usage_dimension));
+        }
+        if product.kind == ProductKind::Container
+            && req.usage_dimension == crate::containers::HOURLY_DIMENSION
+        {
+            // The service meters the hours itself; a MeterUsage of them would bill twice.
+            return Err(err(
+                ErrorCode::InvalidUsageDimension,
+                format!(
+                    "dimension {:?} of container product {} is metered by the service from RegisterUsage, not by MeterUsage",
+                    req.usage_dimension, product.code
+                ),
+            ));
         }
         let customer = self.entitled_customer(caller, &product, now).await?;
 
@@ -358,15 +377,12 @@ impl Metering {
         if req.dry_run == Some(true) {
             return self.dry_run(claim, row).await;
         }
-        match self.store.commit_meter_usage(claim, row).await? {
-            MeterOutcome::Usage(UsageOutcome::Stored { metering_record_id })
-            | MeterOutcome::Usage(UsageOutcome::Retry { metering_record_id })
-            | MeterOutcome::TokenReplay { metering_record_id } => {
-                Ok(MeterUsageResult { metering_record_id })
-            }
-            MeterOutcome::Usage(UsageOutcome::Duplicate { .. }) => Err(duplicate_request()),
-            MeterOutcome::TokenConflict => Err(idempotency_conflict()),
-        }
+        let outcome = self
+            .store
+            .commit_meter_usage(claim, row, audit.for_write())
+            .await?;
+        audit.written();
+        meter_answer(outcome)
     }
 
     /// Every check of a real call, nothing stored (MeterUsage `DryRun`).
@@ -460,6 +476,7 @@ impl Metering {
         &self,
         caller: &Caller,
         req: RegisterUsageRequest,
+        audit: &mut Audit,
     ) -> Result<RegisterUsageResult, ApiError> {
         let now = self.clock.now();
         let product = self
@@ -497,7 +514,20 @@ impl Metering {
                 format!("the request was signed for region {} but the task runs in {}; call RegisterUsage in {}", caller.signing_region, workload.region, workload.region),
             ));
         }
-        // Platform and entitlement are checked on a workload's first call only (model docs).
+        // Signed before the session is stored, so that a stored session (and its audit event,
+        // committed with it) always means the call was answered with success.
+        let claims = RegisterUsageClaims {
+            product_code: product.code.clone(),
+            public_key_version: key.version,
+            nonce: req.nonce.unwrap_or_default(),
+            iat: now.unix_timestamp(),
+        };
+        let signature = jws::sign(key, &claims).map_err(|e| {
+            tracing::error!(error = %e, product = %product.code, "RegisterUsage signing failed");
+            ApiError::internal("could not sign the registration; retry the request")
+        })?;
+        // Platform and entitlement are checked on the first call of a workload's run only
+        // (model docs); a call after the run was reported stopped starts a new run.
         if self
             .store
             .container_session(&product.code, &workload.resource_id)
@@ -514,28 +544,22 @@ impl Metering {
                 ));
             }
             let customer = self.entitled_customer(caller, &product, now).await?;
+            let session = ContainerSession {
+                product_code: product.code.clone(),
+                seller_account: product.seller_account.clone(),
+                resource_id: workload.resource_id.clone(),
+                customer_account: customer,
+                platform: workload.platform,
+                region: workload.region.clone(),
+                run: 0,
+                first_registered_at: now,
+                stopped_at: None,
+            };
             self.store
-                .register_container_session(&ContainerSession {
-                    product_code: product.code.clone(),
-                    seller_account: product.seller_account.clone(),
-                    resource_id: workload.resource_id.clone(),
-                    customer_account: customer,
-                    platform: workload.platform,
-                    region: workload.region.clone(),
-                    first_registered_at: now,
-                })
+                .register_container_session(&session, audit.for_write())
                 .await?;
+            audit.written();
         }
-        let claims = RegisterUsageClaims {
-            product_code: product.code.clone(),
-            public_key_version: key.version,
-            nonce: req.nonce.unwrap_or_default(),
-            iat: now.unix_timestamp(),
-        };
-        let signature = jws::sign(key, &claims).map_err(|e| {
-            tracing::error!(error = %e, product = %product.code, "RegisterUsage signing failed");
-            ApiError::internal("could not sign the registration; retry the request")
-        })?;
         Ok(RegisterUsageResult {
             signature,
             public_key_rotation_timestamp: key
@@ -550,6 +574,7 @@ impl Metering {
         &self,
         caller: &Caller,
         req: ResolveCustomerRequest,
+        audit: &mut Audit,
     ) -> Result<ResolveCustomerResult, ApiError> {
         let now = self.clock.now();
         let invalid = || err(ErrorCode::InvalidToken, "registration token is invalid");
@@ -568,17 +593,6 @@ impl Metering {
                 "registration token has expired; ask the buyer to open the product page again",
             ));
         }
-        if token.single_use
-            && !self
-                .store
-                .consume_registration_token(&token.token, now)
-                .await?
-        {
-            return Err(err(
-                ErrorCode::InvalidToken,
-                "registration token was already resolved (single-use tokens are enabled)",
-            ));
-        }
         let agreement = self
             .store
             .agreements_for_customer(&token.product_code, &token.customer_account)
@@ -586,6 +600,18 @@ impl Metering {
             .into_iter()
             .find(|a| a.agreement_id == token.agreement_id)
             .ok_or_else(invalid)?;
+        // Consumed last, so that a used token (and its audit event, committed with it) always
+        // means the call was answered with success.
+        if token.single_use {
+            let consumed = self
+                .store
+                .consume_registration_token(&token.token, now, audit.for_write())
+                .await?;
+            audit.written();
+            if !consumed {
+                return Err(used_token());
+            }
+        }
         Ok(ResolveCustomerResult {
             customer_identifier: Some(agreement.customer_identifier),
             product_code: Some(agreement.product_code),
@@ -750,6 +776,34 @@ fn unknown_dimension(product: &Product, dimension: &str) -> ApiError {
         ),
     )
 }
+
+/// The answer to a MeterUsage whose write ended in `o`.
+fn meter_answer(o: MeterOutcome) -> Result<MeterUsageResult, ApiError> {
+    match o {
+        MeterOutcome::Usage(UsageOutcome::Stored { metering_record_id })
+        | MeterOutcome::Usage(UsageOutcome::Retry { metering_record_id })
+        | MeterOutcome::TokenReplay { metering_record_id } => {
+            Ok(MeterUsageResult { metering_record_id })
+        }
+        MeterOutcome::Usage(UsageOutcome::Duplicate { .. }) => Err(duplicate_request()),
+        MeterOutcome::TokenConflict => Err(idempotency_conflict()),
+    }
+}
+
+/// The error a MeterUsage whose write ended in `o` is answered with, if any (for its audit).
+pub(crate) fn meter_refusal(o: &MeterOutcome) -> Option<ErrorCode> {
+    meter_answer(o.clone()).err().map(|e| e.code)
+}
+
+/// The answer to resolving a single-use token that was already resolved.
+fn used_token() -> ApiError {
+    err(
+        USED_TOKEN,
+        "registration token was already resolved (single-use tokens are enabled)",
+    )
+}
+
+pub(crate) const USED_TOKEN: ErrorCode = ErrorCode::InvalidToken;
 
 fn duplicate_request() -> ApiError {
     err(ErrorCode::DuplicateRequest, "a record for this resource, dimension and hour was already metered with a different quantity; the first record stands")

@@ -181,7 +181,8 @@ pub struct ProductKey {
     pub retired_at: Option<OffsetDateTime>,
 }
 
-/// A workload's first successful RegisterUsage (entitlement is only checked then).
+/// One run of a workload: from its first successful RegisterUsage (entitlement is only
+/// checked then) until it is reported stopped. Metered per hour (see [`crate::containers`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContainerSession {
     pub product_code: String,
@@ -190,7 +191,12 @@ pub struct ContainerSession {
     pub customer_account: String,
     pub platform: Platform,
     pub region: String,
+    /// 1 for a workload's first run; a registration after a stop starts the next one. The
+    /// store assigns it.
+    pub run: i64,
     pub first_registered_at: OffsetDateTime,
+    /// `None` while running.
+    pub stopped_at: Option<OffsetDateTime>,
 }
 
 /// Who a usage record is for. The legacy and concurrent-agreement identities are

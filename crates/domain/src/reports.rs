@@ -3,9 +3,11 @@
 //!
 //! The store aggregates in SQL to (hour or day, product, customer, dimension[, tag value])
 //! groups ([`UsageGroup`]); this module folds those into the requested grouping and period and
-//! prices them. Charges are exact: quantity micro-units × price micro-units, summed in `i128`
-//! pico-units, never floats.
+//! prices them. Container hours ([`crate::containers`]) join the store groups as one more
+//! dimension before the fold. Charges are exact: quantity micro-units × price micro-units,
+//! summed in `i128` pico-units, never floats.
 
+use crate::containers;
 use crate::model::Product;
 use crate::store::{Store, StoreResult};
 use marketmeter_wire::Quantity;
@@ -320,15 +322,18 @@ fn split_untagged(totals: Vec<UsageGroup>, tagged: Vec<UsageGroup>) -> Vec<Usage
 pub struct Report<'a> {
     store: &'a dyn Store,
     query: ReportQuery,
+    /// The service clock's now: running container workloads count up to it.
+    now: OffsetDateTime,
     prices: Prices,
     next_start: OffsetDateTime,
     totals: ReportTotals,
 }
 
 impl<'a> Report<'a> {
-    pub fn new(store: &'a dyn Store, query: ReportQuery) -> Self {
+    pub fn new(store: &'a dyn Store, query: ReportQuery, now: OffsetDateTime) -> Self {
         Self {
             store,
+            now,
             next_start: query.from,
             query,
             prices: Prices::default(),
@@ -356,7 +361,12 @@ impl<'a> Report<'a> {
             by_customer: q.group_by.customer,
             tag_key: None,
         };
-        let whole = self.store.usage_groups(&base).await?;
+        let mut whole = self.store.usage_groups(&base).await?;
+        let runs = self
+            .store
+            .list_container_sessions(&containers::report_filter(&base))
+            .await?;
+        whole.extend(containers::usage_groups(&runs, self.now, &base));
         let tagged = match &q.tag_key {
             Some(k) => {
                 self.store

@@ -5,6 +5,7 @@
 //! record are the same row, written in one transaction: no path leaves a key claimed with no
 //! record, and nothing is acknowledged before it is durable.
 
+use crate::audit::{AuditEvent, AuditFilter, AuditRecord};
 use crate::model::*;
 use async_trait::async_trait;
 use time::OffsetDateTime;
@@ -61,6 +62,22 @@ pub struct UsageFilter {
     pub limit: Option<u32>,
 }
 
+/// Filter for container run listings (admin API, reports); every field narrows.
+#[derive(Debug, Clone, Default)]
+pub struct ContainerFilter {
+    pub seller_account: Option<String>,
+    pub product_code: Option<String>,
+    pub customer_account: Option<String>,
+    pub resource_id: Option<String>,
+    /// `Some(true)`: running runs only; `Some(false)`: stopped ones only.
+    pub running: Option<bool>,
+    /// Runs that started before this instant.
+    pub started_before: Option<OffsetDateTime>,
+    /// Runs still running or stopped at or after this instant.
+    pub stopped_since: Option<OffsetDateTime>,
+    pub limit: Option<u32>,
+}
+
 /// Filter for agreement listings (admin API); every field narrows.
 #[derive(Debug, Clone, Default)]
 pub struct AgreementFilter {
@@ -105,11 +122,17 @@ pub trait Store: Send + Sync + 'static {
     async fn customer_identifier_of(&self, customer_account: &str) -> StoreResult<Option<String>>;
     async fn product_keys(&self, product_code: &str) -> StoreResult<Vec<ProductKey>>;
     async fn registration_token(&self, token: &str) -> StoreResult<Option<RegistrationToken>>;
+    /// The workload's running run, if any.
     async fn container_session(
         &self,
         product_code: &str,
         resource_id: &str,
     ) -> StoreResult<Option<ContainerSession>>;
+    /// Runs matching `filter`, by start time (then product, resource, run).
+    async fn list_container_sessions(
+        &self,
+        filter: &ContainerFilter,
+    ) -> StoreResult<Vec<ContainerSession>>;
     async fn usage_records(&self, filter: &UsageFilter) -> StoreResult<Vec<UsageRecordRow>>;
     /// The stored row under `key`, if any (used by dry runs, which store nothing).
     async fn usage_by_key(&self, key: &MeteringKey) -> StoreResult<Option<UsageRecordRow>>;
@@ -121,32 +144,61 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Option<(String, String)>>;
 
     // --- metering writes (group-committed)
+    //
+    // Each takes the audit event of the call it serves and inserts it in the transaction of
+    // the change (settled by the write's result where that decides the answer): the event is
+    // committed exactly when the change is.
+
     /// Offers rows in order, all in one transaction; a later row with the key of an earlier
     /// one in the same batch is compared with it. Quantities are compared with
-    /// [`crate::dedup::is_retry`].
-    async fn commit_usage(&self, rows: Vec<UsageRecordRow>) -> StoreResult<Vec<UsageOutcome>>;
+    /// [`crate::dedup::is_retry`]. `audit` is recorded as given.
+    async fn commit_usage(
+        &self,
+        rows: Vec<UsageRecordRow>,
+        audit: AuditEvent,
+    ) -> StoreResult<Vec<UsageOutcome>>;
     /// MeterUsage in one transaction: token check, then the row, then the token is recorded
-    /// (only when the row is stored or is a retry).
+    /// (only when the row is stored or is a retry); `audit` is recorded settled by the outcome
+    /// ([`AuditEvent::settle_meter`]).
     async fn commit_meter_usage(
         &self,
         claim: Option<TokenClaim>,
         row: UsageRecordRow,
+        audit: AuditEvent,
     ) -> StoreResult<MeterOutcome>;
 
     // --- other writes
     async fn insert_registration_token(&self, token: &RegistrationToken) -> StoreResult<()>;
-    /// Marks a single-use token used; false when it was already used (race-free).
+    /// Marks a single-use token used; false when it was already used (race-free). `audit` is
+    /// recorded settled by the result ([`AuditEvent::settle_consume`]).
     async fn consume_registration_token(
         &self,
         token: &str,
         at: OffsetDateTime,
+        audit: AuditEvent,
     ) -> StoreResult<bool>;
-    /// Records a workload's first registration; returns the stored session (the existing one
-    /// if another call won the race).
+    /// Starts a run of the workload (numbered after its last one; `session.run` and
+    /// `stopped_at` are ignored) unless one is running; returns the running run (the existing
+    /// one if another call won the race). `audit` is recorded as given.
     async fn register_container_session(
         &self,
         session: &ContainerSession,
+        audit: AuditEvent,
     ) -> StoreResult<ContainerSession>;
+    /// Stops the workload's running run at `at` unless it started after `at`; returns the
+    /// stopped run, or `None` when nothing was running (or it started after `at`).
+    async fn stop_container_session(
+        &self,
+        product_code: &str,
+        resource_id: &str,
+        at: OffsetDateTime,
+    ) -> StoreResult<Option<ContainerSession>>;
+
+    // --- audit trail (append-only: the database refuses UPDATE and DELETE)
+    /// Appends the event of a call that changed nothing (group-committed on SQLite).
+    async fn append_audit(&self, event: AuditEvent) -> StoreResult<()>;
+    /// A page of events in `seq` order.
+    async fn audit_events(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditRecord>>;
 
     // --- catalog writes (idempotent upserts, used by seeding and the admin API)
     async fn upsert_account(&self, account: &Account) -> StoreResult<()>;
@@ -187,7 +239,8 @@ pub trait Store: Send + Sync + 'static {
 
     // --- test controls
     /// Deletes all metering state of every seller (usage records, MeterUsage client tokens,
-    /// registration tokens, container sessions) in one transaction; the catalog stays.
+    /// registration tokens, container sessions) in one transaction; the catalog stays, and so
+    /// does the audit trail (append-only, it records the calls the reset undid).
     async fn reset_metering(&self) -> StoreResult<ResetCounts>;
 
     /// Liveness of the underlying database.

@@ -53,6 +53,14 @@ async fn world() -> World {
     world_with(MeteringConfig::default(), datetime!(2026-11-23 12:30 UTC)).await
 }
 
+/// A fresh audit event for a call (what the HTTP front hands the rules).
+fn audit() -> audit::Audit {
+    audit::Audit::new(audit::AuditEvent::arrived(
+        OffsetDateTime::UNIX_EPOCH,
+        "req".into(),
+    ))
+}
+
 fn seller() -> Caller {
     Caller {
         account_id: Some(SELLER.into()),
@@ -121,7 +129,10 @@ async fn registration_tokens_expire_and_belong_to_the_seller() {
     let req = || ResolveCustomerRequest {
         registration_token: t.token.clone(),
     };
-    let r = w.m.resolve_customer(&seller(), req()).await.unwrap();
+    let r =
+        w.m.resolve_customer(&seller(), req(), &mut audit())
+            .await
+            .unwrap();
     assert_eq!(r.customer_identifier.as_deref(), Some("cust-1"));
     assert_eq!(r.license_arn.as_deref(), Some(LICENSE));
     assert_eq!(r.metadata.unwrap().agreement_id.as_deref(), Some("agmt-1"));
@@ -130,17 +141,22 @@ async fn registration_tokens_expire_and_belong_to_the_seller() {
         ..seller()
     };
     assert_eq!(
-        w.m.resolve_customer(&other, req()).await.unwrap_err().code,
+        w.m.resolve_customer(&other, req(), &mut audit())
+            .await
+            .unwrap_err()
+            .code,
         ErrorCode::InvalidToken
     );
     w.clock.advance(Duration::hours(4) - Duration::seconds(1));
     assert!(
-        w.m.resolve_customer(&seller(), req()).await.is_ok(),
+        w.m.resolve_customer(&seller(), req(), &mut audit())
+            .await
+            .is_ok(),
         "reusable until expiry"
     );
     w.clock.advance(Duration::seconds(1));
     assert_eq!(
-        w.m.resolve_customer(&seller(), req())
+        w.m.resolve_customer(&seller(), req(), &mut audit())
             .await
             .unwrap_err()
             .code,
@@ -150,7 +166,7 @@ async fn registration_tokens_expire_and_belong_to_the_seller() {
         registration_token: "nope".into(),
     };
     assert_eq!(
-        w.m.resolve_customer(&seller(), bogus)
+        w.m.resolve_customer(&seller(), bogus, &mut audit())
             .await
             .unwrap_err()
             .code,
@@ -169,9 +185,13 @@ async fn single_use_tokens_resolve_once() {
     let req = || ResolveCustomerRequest {
         registration_token: t.token.clone(),
     };
-    assert!(w.m.resolve_customer(&seller(), req()).await.is_ok());
+    assert!(w
+        .m
+        .resolve_customer(&seller(), req(), &mut audit())
+        .await
+        .is_ok());
     assert_eq!(
-        w.m.resolve_customer(&seller(), req())
+        w.m.resolve_customer(&seller(), req(), &mut audit())
             .await
             .unwrap_err()
             .code,
@@ -184,9 +204,13 @@ async fn month_end_cutoff_and_whole_batch_failure() {
     let w = world_with(MeteringConfig::default(), datetime!(2027-04-01 05:00 UTC)).await;
     let march = datetime!(2027-03-31 23:00 UTC);
     let ok =
-        w.m.batch_meter_usage(&seller(), batch(vec![record(march, "requests", 1)]))
-            .await
-            .unwrap();
+        w.m.batch_meter_usage(
+            &seller(),
+            batch(vec![record(march, "requests", 1)]),
+            &mut audit(),
+        )
+        .await
+        .unwrap();
     assert_eq!(ok.results[0].status, UsageRecordResultStatus::Success);
     w.clock.set(datetime!(2027-04-01 06:00 UTC));
     let before = w.store.usage_count();
@@ -197,6 +221,7 @@ async fn month_end_cutoff_and_whole_batch_failure() {
                 record(datetime!(2027-04-01 05:30 UTC), "gb", 1),
                 record(march, "gb", 1),
             ]),
+            &mut audit(),
         )
         .await
         .unwrap_err();
@@ -209,6 +234,7 @@ async fn month_end_cutoff_and_whole_batch_failure() {
                 record(datetime!(2027-04-01 05:30 UTC), "gb", 1),
                 record(datetime!(2027-04-01 05:30 UTC), "nope", 1),
             ]),
+            &mut audit(),
         )
         .await
         .unwrap_err();
@@ -233,9 +259,13 @@ async fn licenses_are_checked_per_record() {
         Some("arn:aws:license-manager::111122223333:license/l-saas2".into());
     for bad in [other_customer, unknown, other_product] {
         let e =
-            w.m.batch_meter_usage(&seller(), batch(vec![record(now, "requests", 1), bad]))
-                .await
-                .unwrap_err();
+            w.m.batch_meter_usage(
+                &seller(),
+                batch(vec![record(now, "requests", 1), bad]),
+                &mut audit(),
+            )
+            .await
+            .unwrap_err();
         assert_eq!(e.code, ErrorCode::InvalidLicense, "{}", e.message);
     }
     // Outside the license period (agreement ends 2027-06-01).
@@ -244,6 +274,7 @@ async fn licenses_are_checked_per_record() {
         w.m.batch_meter_usage(
             &seller(),
             batch(vec![record(datetime!(2027-06-01 00:30 UTC), "requests", 1)]),
+            &mut audit(),
         )
         .await
         .unwrap_err();
@@ -252,6 +283,7 @@ async fn licenses_are_checked_per_record() {
         w.m.batch_meter_usage(
             &seller(),
             batch(vec![record(datetime!(2027-05-31 23:30 UTC), "requests", 1)]),
+            &mut audit(),
         )
         .await
         .unwrap();
@@ -269,6 +301,7 @@ async fn subscription_statuses_and_dedup_by_value() {
         w.m.batch_meter_usage(
             &seller(),
             batch(vec![cancelled, record(now, "requests", 17)]),
+            &mut audit(),
         )
         .await
         .unwrap();
@@ -284,9 +317,13 @@ async fn subscription_statuses_and_dedup_by_value() {
     decimal.quantity = None;
     decimal.quantity_as_decimal = Some("17.000".into());
     let out =
-        w.m.batch_meter_usage(&seller(), batch(vec![decimal, record(now, "requests", 18)]))
-            .await
-            .unwrap();
+        w.m.batch_meter_usage(
+            &seller(),
+            batch(vec![decimal, record(now, "requests", 18)]),
+            &mut audit(),
+        )
+        .await
+        .unwrap();
     assert_eq!(
         out.results[0].metering_record_id.as_deref(),
         Some(id.as_str()),
@@ -307,7 +344,7 @@ async fn subscription_statuses_and_dedup_by_value() {
         product_code: Some("saas".into()),
     };
     assert_eq!(
-        w.m.batch_meter_usage(&seller(), req)
+        w.m.batch_meter_usage(&seller(), req, &mut audit())
             .await
             .unwrap_err()
             .code,
@@ -318,7 +355,10 @@ async fn subscription_statuses_and_dedup_by_value() {
         usage_records: vec![legacy],
         product_code: Some("saas".into()),
     };
-    let out = w.m.batch_meter_usage(&seller(), req).await.unwrap();
+    let out =
+        w.m.batch_meter_usage(&seller(), req, &mut audit())
+            .await
+            .unwrap();
     assert_eq!(out.results[0].status, UsageRecordResultStatus::Success);
     assert_ne!(
         out.results[0].metering_record_id.as_deref(),
@@ -331,9 +371,13 @@ async fn subscription_statuses_and_dedup_by_value() {
         ..seller()
     };
     let e =
-        w.m.batch_meter_usage(&other, batch(vec![record(now, "requests", 1)]))
-            .await
-            .unwrap_err();
+        w.m.batch_meter_usage(
+            &other,
+            batch(vec![record(now, "requests", 1)]),
+            &mut audit(),
+        )
+        .await
+        .unwrap_err();
     assert_eq!(e.code, ErrorCode::InvalidProductCode);
 }
 
@@ -345,24 +389,31 @@ async fn meter_usage_dry_run_tokens_and_hours() {
     let mut dry = meter(now, 3, None);
     dry.dry_run = Some(true);
     assert_eq!(
-        w.m.meter_usage(&ec2, dry.clone()).await.unwrap_err().code,
+        w.m.meter_usage(&ec2, dry.clone(), &mut audit())
+            .await
+            .unwrap_err()
+            .code,
         ErrorCode::DryRunOperation
     );
     assert_eq!(w.store.usage_count(), 0, "dry runs store nothing");
 
     let id =
-        w.m.meter_usage(&ec2, meter(now, 3, Some("t1")))
+        w.m.meter_usage(&ec2, meter(now, 3, Some("t1")), &mut audit())
             .await
             .unwrap()
             .metering_record_id;
     // Same hour, same quantity, other second: same record.
     let again =
-        w.m.meter_usage(&ec2, meter(now - Duration::minutes(20), 3, None))
-            .await
-            .unwrap();
+        w.m.meter_usage(
+            &ec2,
+            meter(now - Duration::minutes(20), 3, None),
+            &mut audit(),
+        )
+        .await
+        .unwrap();
     assert_eq!(again.metering_record_id, id);
     assert_eq!(
-        w.m.meter_usage(&ec2, meter(now, 4, None))
+        w.m.meter_usage(&ec2, meter(now, 4, None), &mut audit())
             .await
             .unwrap_err()
             .code,
@@ -370,33 +421,44 @@ async fn meter_usage_dry_run_tokens_and_hours() {
     );
     dry.usage_quantity = Some(4);
     assert_eq!(
-        w.m.meter_usage(&ec2, dry).await.unwrap_err().code,
+        w.m.meter_usage(&ec2, dry, &mut audit())
+            .await
+            .unwrap_err()
+            .code,
         ErrorCode::DuplicateRequest,
         "dry runs check duplicates"
     );
     // Token replay and conflict.
     assert_eq!(
-        w.m.meter_usage(&ec2, meter(now, 3, Some("t1")))
+        w.m.meter_usage(&ec2, meter(now, 3, Some("t1")), &mut audit())
             .await
             .unwrap()
             .metering_record_id,
         id
     );
     let e =
-        w.m.meter_usage(&ec2, meter(now - Duration::hours(1), 3, Some("t1")))
-            .await
-            .unwrap_err();
+        w.m.meter_usage(
+            &ec2,
+            meter(now - Duration::hours(1), 3, Some("t1")),
+            &mut audit(),
+        )
+        .await
+        .unwrap_err();
     assert_eq!(e.code, ErrorCode::IdempotencyConflict);
     assert_eq!(e.code.http_status(), 409);
     // Another workload meters its own hour.
     let other =
-        w.m.meter_usage(&workload(BUYER, "i-2", Platform::Ec2), meter(now, 9, None))
-            .await
-            .unwrap();
+        w.m.meter_usage(
+            &workload(BUYER, "i-2", Platform::Ec2),
+            meter(now, 9, None),
+            &mut audit(),
+        )
+        .await
+        .unwrap();
     assert_ne!(other.metering_record_id, id);
     // Window, entitlement, region, caller kind.
     assert_eq!(
-        w.m.meter_usage(&ec2, meter(now - Duration::hours(6), 1, None))
+        w.m.meter_usage(&ec2, meter(now - Duration::hours(6), 1, None), &mut audit())
             .await
             .unwrap_err()
             .code,
@@ -404,7 +466,7 @@ async fn meter_usage_dry_run_tokens_and_hours() {
     );
     let nosub = workload("777766665555", "i-3", Platform::Ec2);
     assert_eq!(
-        w.m.meter_usage(&nosub, meter(now, 1, None))
+        w.m.meter_usage(&nosub, meter(now, 1, None), &mut audit())
             .await
             .unwrap_err()
             .code,
@@ -415,14 +477,14 @@ async fn meter_usage_dry_run_tokens_and_hours() {
         ..ec2.clone()
     };
     assert_eq!(
-        w.m.meter_usage(&west, meter(now, 1, None))
+        w.m.meter_usage(&west, meter(now, 1, None), &mut audit())
             .await
             .unwrap_err()
             .code,
         ErrorCode::InvalidEndpointRegion
     );
     assert_eq!(
-        w.m.meter_usage(&seller(), meter(now, 1, None))
+        w.m.meter_usage(&seller(), meter(now, 1, None), &mut audit())
             .await
             .unwrap_err()
             .code,
@@ -439,7 +501,10 @@ async fn register_usage_checks_entitlement_on_the_first_call_only() {
         public_key_version: v,
         nonce: Some("n".into()),
     };
-    let first = w.m.register_usage(&ecs, req(1)).await.unwrap();
+    let first =
+        w.m.register_usage(&ecs, req(1), &mut audit())
+            .await
+            .unwrap();
     assert!(first.signature.starts_with("eyJ"));
     assert!(first.public_key_rotation_timestamp.is_none());
 
@@ -452,19 +517,26 @@ async fn register_usage_checks_entitlement_on_the_first_call_only() {
         .remove(0);
     a.status = AgreementStatus::Cancelled;
     w.store.upsert_agreement(&a).await.unwrap();
-    assert!(w.m.register_usage(&ecs, req(1)).await.is_ok());
+    assert!(w.m.register_usage(&ecs, req(1), &mut audit()).await.is_ok());
     let e =
-        w.m.register_usage(&workload(BUYER, "task-2", Platform::Fargate), req(1))
-            .await
-            .unwrap_err();
+        w.m.register_usage(
+            &workload(BUYER, "task-2", Platform::Fargate),
+            req(1),
+            &mut audit(),
+        )
+        .await
+        .unwrap_err();
     assert_eq!(e.code, ErrorCode::CustomerNotEntitled);
 
     assert_eq!(
-        w.m.register_usage(&ecs, req(2)).await.unwrap_err().code,
+        w.m.register_usage(&ecs, req(2), &mut audit())
+            .await
+            .unwrap_err()
+            .code,
         ErrorCode::InvalidPublicKeyVersion
     );
     let e =
-        w.m.register_usage(&workload(BUYER, "i-9", Platform::Ec2), req(1))
+        w.m.register_usage(&workload(BUYER, "i-9", Platform::Ec2), req(1), &mut audit())
             .await
             .unwrap_err();
     assert_eq!(e.code, ErrorCode::PlatformNotSupported);
@@ -473,14 +545,20 @@ async fn register_usage_checks_entitlement_on_the_first_call_only() {
         ..ecs.clone()
     };
     assert_eq!(
-        w.m.register_usage(&west, req(1)).await.unwrap_err().code,
+        w.m.register_usage(&west, req(1), &mut audit())
+            .await
+            .unwrap_err()
+            .code,
         ErrorCode::InvalidRegion
     );
 
     // A retired key still signs and reports when it was rotated.
     let retired = datetime!(2026-11-01 00:00 UTC);
     assert!(w.store.retire_product_key("box", 1, retired).await.unwrap());
-    let out = w.m.register_usage(&ecs, req(1)).await.unwrap();
+    let out =
+        w.m.register_usage(&ecs, req(1), &mut audit())
+            .await
+            .unwrap();
     assert_eq!(out.public_key_rotation_timestamp, Some(ts(retired)));
 }
 
@@ -499,4 +577,87 @@ async fn seeds_load_idempotently() {
     );
     let keys = w.store.product_keys("box").await.unwrap();
     assert_eq!(keys.len(), 1);
+}
+
+/// A write records the call's event with its change, settled as the call is answered; calls
+/// that write nothing leave their event to the caller (not recorded here).
+#[tokio::test]
+async fn writes_record_the_audit_event_settled() {
+    let config = MeteringConfig {
+        single_use_tokens: true,
+        ..Default::default()
+    };
+    let w = world_with(config, datetime!(2026-11-23 12:30 UTC)).await;
+    let now = w.clock.now();
+    let ec2 = workload(BUYER, "i-1", Platform::Ec2);
+
+    let mut a = audit();
+    w.m.meter_usage(&ec2, meter(now, 3, None), &mut a)
+        .await
+        .unwrap();
+    assert!(a.is_recorded());
+    let mut a = audit();
+    let e =
+        w.m.meter_usage(&ec2, meter(now, 4, None), &mut a)
+            .await
+            .unwrap_err();
+    assert_eq!(e.code, ErrorCode::DuplicateRequest);
+    assert!(a.is_recorded(), "the refused write recorded its event");
+    // A dry run writes nothing: its event is left to the caller.
+    let mut dry = meter(now, 3, None);
+    dry.dry_run = Some(true);
+    let mut a = audit();
+    w.m.meter_usage(&ec2, dry, &mut a).await.unwrap_err();
+    assert!(!a.is_recorded());
+
+    let t = w.m.mint_registration_token("saas", BUYER).await.unwrap();
+    let req = || ResolveCustomerRequest {
+        registration_token: t.token.clone(),
+    };
+    w.m.resolve_customer(&seller(), req(), &mut audit())
+        .await
+        .unwrap();
+    let mut a = audit();
+    assert_eq!(
+        w.m.resolve_customer(&seller(), req(), &mut a)
+            .await
+            .unwrap_err()
+            .code,
+        ErrorCode::InvalidToken
+    );
+    assert!(a.is_recorded());
+
+    let got: Vec<(audit::AuditOutcome, Option<String>)> = w
+        .store
+        .audit()
+        .into_iter()
+        .map(|e| (e.outcome, e.error_code))
+        .collect();
+    use audit::AuditOutcome::*;
+    assert_eq!(
+        got,
+        [
+            (Success, None),
+            (Error, Some("DuplicateRequestException".into())),
+            (Success, None),
+            (Error, Some("InvalidTokenException".into())),
+        ]
+    );
+}
+
+/// A batch whose write fails is answered with its records unprocessed, and its event is not
+/// recorded (it rolled back with the write): the caller records the call as answered.
+#[tokio::test]
+async fn a_failed_batch_write_leaves_its_event_to_the_caller() {
+    let w = world().await;
+    let now = w.clock.now();
+    w.store.fail_usage_writes();
+    let mut a = audit();
+    let out =
+        w.m.batch_meter_usage(&seller(), batch(vec![record(now, "requests", 1)]), &mut a)
+            .await
+            .unwrap();
+    assert_eq!(out.unprocessed_records.len(), 1);
+    assert!(!a.is_recorded());
+    assert!(w.store.audit().is_empty());
 }

@@ -2,6 +2,7 @@
 
 use crate::AppState;
 use http::HeaderMap;
+use marketmeter_domain::audit::AuditEvent;
 use marketmeter_domain::Caller;
 use marketmeter_sigv4 as sigv4;
 use marketmeter_wire::{ApiError, ErrorCode};
@@ -33,6 +34,7 @@ pub async fn authenticate(
     uri: &http::Uri,
     headers: &HeaderMap,
     body: &[u8],
+    audit: &mut AuditEvent,
 ) -> Result<Caller, ApiError> {
     let header_list: Vec<(&str, &[u8])> = headers
         .iter()
@@ -48,11 +50,20 @@ pub async fn authenticate(
     let parsed = sigv4::parse(&parts);
     let store = state.metering.store();
 
+    // The audit records who the request claims to be as soon as that is read, so rejected
+    // calls carry it too (for a bad signature the key's account is claimed, not proven).
+    if let Ok(p) = &parsed {
+        audit.access_key_id = Some(p.access_key_id.clone());
+        audit.region = Some(p.region.clone());
+    }
+
     if state.auth == AuthMode::Open {
         let Ok(parsed) = parsed else {
+            audit.region = Some(OPEN_DEFAULT_REGION.to_string());
             return Ok(open_caller(None, OPEN_DEFAULT_REGION.to_string()));
         };
         let key = store.access_key(&parsed.access_key_id).await?;
+        audit.account = key.as_ref().map(|k| k.account_id.clone());
         return Ok(match key {
             Some(k) => Caller {
                 account_id: Some(k.account_id),
@@ -75,6 +86,7 @@ pub async fn authenticate(
                 "The security token included in the request is invalid: unknown access key id",
             )
         })?;
+    audit.account = Some(key.account_id.clone());
     // Clients sign with their real clock, so the skew check reads the wall clock even when the
     // metering rules run on a manual one (--clock manual).
     let now = time::OffsetDateTime::now_utc();

@@ -1,5 +1,6 @@
 //! The AWS endpoint: `POST /` dispatched on `X-Amz-Target`.
 
+use crate::audit_trail;
 use crate::auth::authenticate;
 use crate::faults;
 use crate::response::{error_response, ok_response};
@@ -7,20 +8,22 @@ use crate::AppState;
 use axum::body::Body;
 use axum::extract::State;
 use axum::response::Response;
+use http::request::Parts;
 use http::{HeaderMap, Method, Uri};
 use http_body_util::BodyExt;
+use marketmeter_domain::audit::{request_parameters, Audit, AuditOutcome};
 use marketmeter_wire::operation::{CONTENT_TYPE, MAX_BODY_BYTES};
 use marketmeter_wire::{decode_request, ApiError, ErrorCode, Operation, Request};
 use std::sync::Arc;
 
-pub async fn handle(
-    State(state): State<Arc<AppState>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    match serve_operation(&state, &method, &uri, &headers, body).await {
+pub async fn handle(State(state): State<Arc<AppState>>, req: axum::extract::Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let mut audit = audit_trail::arrival(&state, &parts);
+    // The body as read, for the audit of a call that fails before it is decoded.
+    let mut raw = None;
+    let result = serve_operation(&state, &parts, body, &mut audit, &mut raw).await;
+    audit_trail::finish(&state, audit, raw, result.as_ref().err()).await;
+    match result {
         Ok(resp) => resp,
         Err(e) => {
             if e.code.is_fault() {
@@ -35,18 +38,29 @@ pub async fn handle(
 
 async fn serve_operation(
     state: &AppState,
-    method: &Method,
-    uri: &Uri,
-    headers: &HeaderMap,
+    parts: &Parts,
     body: Body,
+    audit: &mut Audit,
+    raw: &mut Option<bytes::Bytes>,
 ) -> Result<Response, ApiError> {
+    let headers = &parts.headers;
     let target = headers.get("x-amz-target").and_then(|v| v.to_str().ok());
     let op = Operation::from_target(target)?;
+    audit.event_mut().operation = op.name().to_string();
     check_content_type(headers)?;
     let body = tokio::time::timeout(state.limits.body_timeout, read_body(headers, body))
         .await
         .map_err(|_| body_timeout(state.limits.body_timeout))??;
-    let caller = authenticate(state, method.as_str(), uri, headers, &body).await?;
+    *raw = Some(body.clone());
+    let caller = authenticate(
+        state,
+        parts.method.as_str(),
+        &parts.uri,
+        headers,
+        &body,
+        audit.event_mut(),
+    )
+    .await?;
     let m = &state.metering;
     tracing::debug!(operation = op.name(), account = ?caller.account_id, "request");
     state.quotas.check(op, &caller)?;
@@ -57,23 +71,29 @@ async fn serve_operation(
     if let Some(e) = fault.error() {
         return Err(e);
     }
-    Ok(match decode_request(op, &body)? {
+    let request = decode_request(op, &body)?;
+    audit.event_mut().request_parameters = request_parameters(&request);
+    *raw = None;
+    Ok(match request {
         Request::BatchMeterUsage(r) => {
             let result = if fault.unprocessed {
                 faults::unprocessed(r)
             } else {
-                m.batch_meter_usage(&caller, r).await?
+                m.batch_meter_usage(&caller, r, audit).await?
             };
+            if !result.unprocessed_records.is_empty() {
+                audit.event_mut().outcome = AuditOutcome::Partial;
+            }
             state.metrics.batch_records(&result);
             ok_response(&result)
         }
         Request::MeterUsage(r) => {
-            let result = m.meter_usage(&caller, r).await?;
+            let result = m.meter_usage(&caller, r, audit).await?;
             state.metrics.meter_record();
             ok_response(&result)
         }
-        Request::RegisterUsage(r) => ok_response(&m.register_usage(&caller, r).await?),
-        Request::ResolveCustomer(r) => ok_response(&m.resolve_customer(&caller, r).await?),
+        Request::RegisterUsage(r) => ok_response(&m.register_usage(&caller, r, audit).await?),
+        Request::ResolveCustomer(r) => ok_response(&m.resolve_customer(&caller, r, audit).await?),
     })
 }
 

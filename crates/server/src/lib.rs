@@ -2,8 +2,11 @@
 //! health checks, with request ids on every response and panics contained per request.
 
 pub mod admin;
+pub mod admin_audit;
 pub mod admin_catalog;
+pub mod admin_containers;
 pub mod admin_subscriptions;
+pub mod audit_trail;
 pub mod auth;
 pub mod aws;
 pub mod controls;
@@ -98,7 +101,7 @@ impl AppState {
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
-    Router::new()
+    let routes = Router::new()
         .route(
             "/",
             post(aws::handle).layer(axum::middleware::from_fn_with_state(
@@ -121,14 +124,23 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .merge(admin_catalog::routes(state.clone()))
         .merge(admin_subscriptions::routes(state.clone()))
+        .merge(admin_containers::routes(state.clone()))
         .route("/admin/openapi.json", get(openapi))
         .merge(controls::routes())
         .route("/admin/v1/reports/usage", get(reports::usage_report))
+        .route("/admin/v1/audit", get(admin_audit::list))
+        .route("/admin/v1/audit/export", get(admin_audit::export))
         .route("/health/live", get(|| async { "ok" }))
         .route("/health/ready", get(ready))
         .route("/metrics", get(metrics::scrape))
-        .fallback(aws::fallback)
-        .with_state(state)
+        .fallback(aws::fallback);
+    contained(routes.with_state(state))
+}
+
+/// The layers around every route: a panic becomes a JSON `InternalServiceErrorException`
+/// (logged inside the request's span), and every response carries a request id.
+fn contained(routes: Router) -> Router {
+    routes
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             panic_response,
         ))
@@ -152,8 +164,17 @@ async fn ready(
     }
 }
 
-fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> axum::response::Response {
-    tracing::error!("handler panicked; answered InternalServiceErrorException");
+fn panic_response(payload: Box<dyn std::any::Any + Send + 'static>) -> axum::response::Response {
+    // The message says where it went wrong; the client gets nothing of it.
+    let message = payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)");
+    tracing::error!(
+        panic = message,
+        "handler panicked; answered InternalServiceErrorException"
+    );
     response::error_response(&ApiError::new(
         ErrorCode::InternalServiceError,
         "internal error; retry the request",
@@ -167,6 +188,10 @@ async fn request_id(
 ) -> axum::response::Response {
     let id = uuid::Uuid::new_v4().to_string();
     let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path());
+    // Handlers read it too: the audit trail records the id the client is answered with.
+    let mut req = req;
+    req.extensions_mut()
+        .insert(audit_trail::RequestId(id.clone()));
     let mut resp = tracing::Instrument::instrument(next.run(req), span).await;
     if let Ok(v) = HeaderValue::from_str(&id) {
         resp.headers_mut().insert("x-amzn-RequestId", v);
@@ -182,4 +207,119 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let limits = state.limits;
     limits::serve(listener, router(state), limits, shutdown).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    /// Log output written while a test runs.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn post_panicking(agent: &ureq::Agent, url: &str) -> (u16, String, String, String) {
+        let mut resp = agent
+            .post(url)
+            .header("X-Amz-Target", "AWSMPMeteringService.MeterUsage")
+            .send("{}")
+            .unwrap();
+        let header = |name: &str| {
+            let v = resp.headers().get(name).map(|v| v.to_str().unwrap());
+            v.unwrap_or_default().to_string()
+        };
+        let (content_type, request_id) = (header("content-type"), header("x-amzn-RequestId"));
+        let status = resp.status().as_u16();
+        (
+            status,
+            content_type,
+            request_id,
+            resp.body_mut().read_to_string().unwrap(),
+        )
+    }
+
+    // A current-thread runtime: the server's tasks run on this thread, under this subscriber.
+    #[tokio::test]
+    async fn a_panic_in_a_handler_is_a_logged_json_fault_and_serving_goes_on() {
+        let logs = Captured::default();
+        let writer = logs.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+
+        async fn boom() -> &'static str {
+            panic!("injected handler fault")
+        }
+        let routes = Router::new()
+            .route("/", post(boom))
+            .route("/health/live", get(|| async { "ok" }));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(limits::serve(
+            listener,
+            contained(routes),
+            Limits::default(),
+            async {
+                let _ = stopped.await;
+            },
+        ));
+
+        let (first, live, second) = tokio::task::spawn_blocking(move || {
+            let agent: ureq::Agent = ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .timeout_global(Some(std::time::Duration::from_secs(10)))
+                .build()
+                .into();
+            let first = post_panicking(&agent, &url);
+            let live = agent
+                .get(format!("{url}/health/live"))
+                .call()
+                .unwrap()
+                .body_mut()
+                .read_to_string()
+                .unwrap();
+            (first, live, post_panicking(&agent, &url))
+        })
+        .await
+        .unwrap();
+
+        for (status, content_type, request_id, body) in [&first, &second] {
+            assert_eq!(*status, 500, "{body}");
+            assert_eq!(content_type, "application/x-amz-json-1.1");
+            let doc: serde_json::Value = serde_json::from_str(body).unwrap();
+            assert_eq!(doc["__type"], "InternalServiceErrorException", "{doc}");
+            assert!(
+                !body.contains("injected"),
+                "the panic message reached the client: {body}"
+            );
+            assert!(!request_id.is_empty(), "no request id");
+        }
+        assert_eq!(live, "ok", "the server stopped serving after a panic");
+        let _ = stop.send(());
+        server.await.unwrap().unwrap();
+
+        let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+        for (_, _, request_id, _) in [&first, &second] {
+            let line = logs
+                .lines()
+                .find(|l| l.contains(request_id.as_str()))
+                .unwrap_or_else(|| panic!("no log line for request {request_id}:\n{logs}"));
+            assert!(line.contains("ERROR"), "{line}");
+            assert!(line.contains("handler panicked"), "{line}");
+            assert!(line.contains("injected handler fault"), "{line}");
+        }
+    }
 }

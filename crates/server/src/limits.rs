@@ -63,7 +63,7 @@ pub async fn serve(
         };
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(e) => {
                     tracing::warn!(error = %e, "accept failed; retrying");
                     tokio::time::sleep(ACCEPT_BACKOFF).await;
@@ -72,11 +72,17 @@ pub async fn serve(
             },
             _ = &mut shutdown => break,
         };
+        let (stream, peer) = stream;
         let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(
-            app.clone()
-                .map_request(|req: http::Request<Incoming>| req.map(Body::new)),
-        );
+        // The peer address rides on every request of the connection (the audit's source IP).
+        let service = TowerToHyperService::new(app.clone().map_request(
+            move |req: http::Request<Incoming>| {
+                let mut req = req.map(Body::new);
+                req.extensions_mut()
+                    .insert(crate::audit_trail::PeerAddr(peer));
+                req
+            },
+        ));
         let mut stop = stop_rx.clone();
         tokio::spawn(async move {
             // hyper's header timeout starts with the first byte; a client that connects and

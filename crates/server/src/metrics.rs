@@ -51,6 +51,7 @@ pub struct Metrics {
     commit_writes: Histogram,
     commit_seconds: Histogram,
     commit_failures: IntCounter,
+    audit_append_failures: IntCounter,
 }
 
 fn op_index(op: Option<Operation>) -> usize {
@@ -120,6 +121,11 @@ impl Metrics {
             "store write transactions that did not commit",
         )
         .expect("valid metric");
+        let audit_append_failures = IntCounter::new(
+            "marketmeter_audit_append_failures_total",
+            "audit events of answered calls that could not be stored",
+        )
+        .expect("valid metric");
         for c in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(errors.clone()),
@@ -128,6 +134,7 @@ impl Metrics {
             Box::new(commit_writes.clone()),
             Box::new(commit_seconds.clone()),
             Box::new(commit_failures.clone()),
+            Box::new(audit_append_failures.clone()),
         ] {
             registry.register(c).expect("metric names are unique");
         }
@@ -149,7 +156,13 @@ impl Metrics {
             commit_writes,
             commit_seconds,
             commit_failures,
+            audit_append_failures,
         }
+    }
+
+    /// An answered call whose audit event could not be appended (the store failed).
+    pub fn audit_append_failed(&self) {
+        self.audit_append_failures.inc();
     }
 
     /// One answered AWS request: `error` is the `__type` of an error response.

@@ -106,12 +106,13 @@ pub async fn usage_report(
     let (query, format) = parse(params)?;
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(4);
     let store = state.metering.store().clone();
+    let now = state.metering.clock().now();
     tokio::spawn(async move {
         let mut enc = Encoder::new(format, &query);
         if tx.send(Ok(enc.head())).await.is_err() {
             return;
         }
-        let mut report = Report::new(&*store, query);
+        let mut report = Report::new(&*store, query, now);
         loop {
             let chunk = match report.next_month().await {
                 Ok(Some(rows)) => Ok(enc.rows(&rows)),

@@ -12,6 +12,7 @@
 //! * Durability: WAL with `synchronous=FULL`; nothing is acknowledged before COMMIT returns.
 //! * [`SqliteStore::open_in_memory`] gives tests the same store without a file.
 
+mod audit;
 mod catalog_cache;
 mod database;
 mod migrate;
@@ -25,6 +26,7 @@ mod writer;
 
 use async_trait::async_trait;
 use catalog_cache::CatalogCache;
+use marketmeter_domain::audit::{AuditEvent, AuditFilter, AuditRecord};
 use marketmeter_domain::model::*;
 use marketmeter_domain::store::*;
 use r2d2_sqlite::rusqlite::{params, Connection};
@@ -458,7 +460,7 @@ impl Store for SqliteStore {
                 c,
                 &format!(
                     "SELECT {} FROM container_sessions WHERE product_code = ?1 \
-                     AND resource_id = ?2 LIMIT 1",
+                     AND resource_id = ?2 AND stopped_us IS NULL LIMIT 1",
                     rows::CONTAINER_SESSION_COLS
                 ),
                 params![p, r],
@@ -466,6 +468,14 @@ impl Store for SqliteStore {
             )
         })
         .await
+    }
+
+    async fn list_container_sessions(
+        &self,
+        filter: &ContainerFilter,
+    ) -> StoreResult<Vec<ContainerSession>> {
+        let f = filter.clone();
+        with_reader(&self.pool, move |c| read::container_sessions(c, &f)).await
     }
 
     async fn usage_records(&self, filter: &UsageFilter) -> StoreResult<Vec<UsageRecordRow>> {
@@ -487,12 +497,19 @@ impl Store for SqliteStore {
         with_reader(&self.pool, move |c| write::client_token(c, &a, &t)).await
     }
 
-    async fn commit_usage(&self, rows: Vec<UsageRecordRow>) -> StoreResult<Vec<UsageOutcome>> {
-        if rows.is_empty() {
-            return Ok(Vec::new());
-        }
+    // Each metering write inserts its audit event inside its own command, so the event shares
+    // the command's savepoint (undone with it) and the group's COMMIT (no extra fsync).
+    async fn commit_usage(
+        &self,
+        rows: Vec<UsageRecordRow>,
+        event: AuditEvent,
+    ) -> StoreResult<Vec<UsageOutcome>> {
         self.writer
-            .call_metering(move |c| write::commit_usage(c, &rows))
+            .call_metering(move |c| {
+                let out = write::commit_usage(c, &rows)?;
+                audit::insert(c, &event)?;
+                Ok(out)
+            })
             .await
     }
 
@@ -500,9 +517,14 @@ impl Store for SqliteStore {
         &self,
         claim: Option<TokenClaim>,
         row: UsageRecordRow,
+        event: AuditEvent,
     ) -> StoreResult<MeterOutcome> {
         self.writer
-            .call_metering(move |c| write::commit_meter_usage(c, claim.as_ref(), &row))
+            .call_metering(move |c| {
+                let out = write::commit_meter_usage(c, claim.as_ref(), &row)?;
+                audit::insert(c, &event.settle_meter(&out))?;
+                Ok(out)
+            })
             .await
     }
 
@@ -517,20 +539,58 @@ impl Store for SqliteStore {
         &self,
         token: &str,
         at: OffsetDateTime,
+        event: AuditEvent,
     ) -> StoreResult<bool> {
         let (t, at) = (token.to_string(), rows::to_us(at));
         self.writer
-            .call_metering(move |c| write::consume_registration_token(c, &t, at))
+            .call_metering(move |c| {
+                let consumed = write::consume_registration_token(c, &t, at)?;
+                audit::insert(c, &event.settle_consume(consumed))?;
+                Ok(consumed)
+            })
             .await
     }
 
     async fn register_container_session(
         &self,
         session: &ContainerSession,
+        event: AuditEvent,
     ) -> StoreResult<ContainerSession> {
         let s = session.clone();
         self.writer
-            .call_metering(move |c| write::register_container_session(c, &s))
+            .call_metering(move |c| {
+                let stored = write::register_container_session(c, &s)?;
+                audit::insert(c, &event)?;
+                Ok(stored)
+            })
+            .await
+    }
+
+    async fn append_audit(&self, event: AuditEvent) -> StoreResult<()> {
+        // Through the writer like any write: it joins the next group commit.
+        self.writer
+            .call_metering(move |c| audit::insert(c, &event))
+            .await
+    }
+
+    async fn audit_events(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditRecord>> {
+        let f = filter.clone();
+        with_reader(&self.pool, move |c| audit::query(c, &f)).await
+    }
+
+    async fn stop_container_session(
+        &self,
+        product_code: &str,
+        resource_id: &str,
+        at: OffsetDateTime,
+    ) -> StoreResult<Option<ContainerSession>> {
+        let (p, r, at) = (
+            product_code.to_string(),
+            resource_id.to_string(),
+            rows::to_us(at),
+        );
+        self.writer
+            .call(move |c| write::stop_container_session(c, &p, &r, at))
             .await
     }
 

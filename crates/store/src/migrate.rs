@@ -24,7 +24,14 @@ pub(crate) const SQLITE: &[Migration] = &[
         version: 2,
         sql: include_str!("../migrations/sqlite/0002_report_index.sql"),
     },
-    // 3 and 4 are other branches' migrations.
+    Migration {
+        version: 3,
+        sql: include_str!("../migrations/sqlite/0003_audit.sql"),
+    },
+    Migration {
+        version: 4,
+        sql: include_str!("../migrations/sqlite/0004_container_runs.sql"),
+    },
     Migration {
         version: 5,
         sql: include_str!("../migrations/sqlite/0005_usage_hourly.sql"),
@@ -39,7 +46,9 @@ pub(crate) enum MigrateError {
     TooNew { found: i64, known: i64 },
 }
 
-/// Applies every migration newer than the database's version; returns how many ran.
+/// Applies every migration the database has not recorded, in order; returns how many ran.
+/// Not only those above its highest version: branches developed side by side can land a
+/// version after a higher one was applied (0004 reached databases before 0003 existed).
 pub(crate) fn apply(
     conn: &mut Connection,
     migrations: &[Migration],
@@ -52,11 +61,11 @@ pub(crate) fn apply(
             applied_at INTEGER NOT NULL
         )",
     )?;
-    let current: i64 = tx.query_row(
-        "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
-        [],
-        |r| r.get(0),
-    )?;
+    let applied: std::collections::HashSet<i64> = tx
+        .prepare("SELECT version FROM schema_migrations")?
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    let current = applied.iter().copied().max().unwrap_or(0);
     let known = migrations.last().map_or(0, |m| m.version);
     if current > known {
         return Err(MigrateError::TooNew {
@@ -65,7 +74,7 @@ pub(crate) fn apply(
         });
     }
     let mut ran = 0;
-    for m in migrations.iter().filter(|m| m.version > current) {
+    for m in migrations.iter().filter(|m| !applied.contains(&m.version)) {
         tx.execute_batch(m.sql)?;
         tx.execute(
             "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)",
@@ -100,6 +109,25 @@ mod tests {
     }
 
     #[test]
+    fn applies_a_version_that_landed_below_the_highest() {
+        let mut c = Connection::open_in_memory().unwrap();
+        let without_3: Vec<Migration> = SQLITE
+            .iter()
+            .filter(|m| m.version != 3)
+            .map(|m| Migration {
+                version: m.version,
+                sql: m.sql,
+            })
+            .collect();
+        apply(&mut c, &without_3).unwrap();
+        assert_eq!(apply(&mut c, SQLITE).unwrap(), 1);
+        let n: i64 = c
+            .query_row("SELECT COUNT(*) FROM audit_events", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 0, "the table of version 3 exists");
+    }
+
+    #[test]
     fn refuses_a_newer_database() {
         let mut c = Connection::open_in_memory().unwrap();
         apply(&mut c, SQLITE).unwrap();
@@ -112,5 +140,35 @@ mod tests {
             apply(&mut c, SQLITE),
             Err(MigrateError::TooNew { found: 999, .. })
         ));
+    }
+
+    #[test]
+    fn container_sessions_become_first_runs() {
+        let mut c = Connection::open_in_memory().unwrap();
+        apply(&mut c, &SQLITE[..2]).unwrap();
+        c.execute(
+            "INSERT INTO container_sessions (seller_account, product_code, resource_id, \
+             customer_account, platform, region, first_registered_us) \
+             VALUES ('111111111111', 'prod-c', 'task-1', '222222222222', 'ecs', 'us-east-1', 5)",
+            [],
+        )
+        .unwrap();
+        apply(&mut c, SQLITE).unwrap();
+        let (run, stopped): (i64, Option<i64>) = c
+            .query_row(
+                "SELECT run, stopped_us FROM container_sessions WHERE resource_id = 'task-1'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!((run, stopped), (1, None));
+        // One running run per workload.
+        let second_running = c.execute(
+            "INSERT INTO container_sessions (seller_account, product_code, resource_id, run, \
+             customer_account, platform, region, first_registered_us) \
+             VALUES ('111111111111', 'prod-c', 'task-1', 2, '2', 'ecs', 'us-east-1', 9)",
+            [],
+        );
+        assert!(second_running.is_err());
     }
 }

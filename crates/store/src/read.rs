@@ -5,7 +5,7 @@
 
 use crate::rows::{self, db_err, SqlResult};
 use marketmeter_domain::model::*;
-use marketmeter_domain::store::{StoreError, StoreResult, UsageFilter};
+use marketmeter_domain::store::{ContainerFilter, StoreError, StoreResult, UsageFilter};
 use r2d2_sqlite::rusqlite::{params, Connection, OptionalExtension, Params, Row};
 use r2d2_sqlite::SqliteConnectionManager;
 
@@ -91,5 +91,37 @@ pub(crate) fn usage_by_key(
         ),
         params![key.seller_account, kind, a, b, key.dimension, key.hour],
         rows::usage,
+    )
+}
+
+pub(crate) fn container_sessions(
+    conn: &Connection,
+    f: &ContainerFilter,
+) -> StoreResult<Vec<ContainerSession>> {
+    all(
+        conn,
+        &format!(
+            "SELECT {} FROM container_sessions WHERE (?1 IS NULL OR seller_account = ?1) \
+             AND (?2 IS NULL OR product_code = ?2) \
+             AND (?3 IS NULL OR customer_account = ?3) \
+             AND (?4 IS NULL OR resource_id = ?4) \
+             AND (?5 IS NULL OR (stopped_us IS NULL) = ?5) \
+             AND (?6 IS NULL OR first_registered_us < ?6) \
+             AND (?7 IS NULL OR stopped_us IS NULL OR stopped_us >= ?7) \
+             ORDER BY first_registered_us, product_code, resource_id, run LIMIT ?8",
+            rows::CONTAINER_SESSION_COLS
+        ),
+        params![
+            f.seller_account,
+            f.product_code,
+            f.customer_account,
+            f.resource_id,
+            f.running,
+            f.started_before.map(rows::to_us),
+            f.stopped_since.map(rows::to_us),
+            // SQLite reads a negative limit as none.
+            f.limit.map_or(-1, i64::from),
+        ],
+        rows::container_session,
     )
 }

@@ -44,7 +44,7 @@ pub(crate) fn now_us() -> i64 {
     to_us(OffsetDateTime::now_utc())
 }
 
-fn from_us(col: usize, us: i64) -> SqlResult<OffsetDateTime> {
+pub(crate) fn from_us(col: usize, us: i64) -> SqlResult<OffsetDateTime> {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(us) * 1000)
         .map_err(|_| bad(col, "instant out of range"))
 }
@@ -233,7 +233,7 @@ pub(crate) fn product_key(r: &Row<'_>) -> SqlResult<ProductKey> {
 }
 
 pub(crate) const CONTAINER_SESSION_COLS: &str = "product_code, seller_account, resource_id, \
-    customer_account, platform, region, first_registered_us";
+    customer_account, platform, region, first_registered_us, run, stopped_us";
 
 pub(crate) fn container_session(r: &Row<'_>) -> SqlResult<ContainerSession> {
     Ok(ContainerSession {
@@ -244,6 +244,8 @@ pub(crate) fn container_session(r: &Row<'_>) -> SqlResult<ContainerSession> {
         platform: parse_at(r, 4, Platform::parse)?,
         region: r.get(5)?,
         first_registered_at: time_at(r, 6)?,
+        run: r.get(7)?,
+        stopped_at: opt_time_at(r, 8)?,
     })
 }
 

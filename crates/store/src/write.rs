@@ -208,10 +208,17 @@ pub(crate) fn register_container_session(
     conn: &Connection,
     s: &ContainerSession,
 ) -> StoreResult<ContainerSession> {
+    // The writer serialises writes, so the check and the insert do not race; should another
+    // process share the file, the running-run index turns its insert into a no-op.
+    if let Some(running) = running_session(conn, &s.product_code, &s.resource_id)? {
+        return Ok(running);
+    }
     conn.prepare_cached(
         "INSERT INTO container_sessions (product_code, seller_account, resource_id, \
-         customer_account, platform, region, first_registered_us) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING",
+         customer_account, platform, region, first_registered_us, run) \
+         SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, COALESCE(MAX(run), 0) + 1 FROM container_sessions \
+         WHERE seller_account = ?2 AND product_code = ?1 AND resource_id = ?3 \
+         ON CONFLICT DO NOTHING",
     )
     .and_then(|mut st| {
         st.execute(params![
@@ -225,16 +232,45 @@ pub(crate) fn register_container_session(
         ])
     })
     .map_err(db_err)?;
+    running_session(conn, &s.product_code, &s.resource_id)?
+        .ok_or_else(|| StoreError::Unavailable("sqlite: session row not found".into()))
+}
+
+fn running_session(
+    conn: &Connection,
+    product_code: &str,
+    resource_id: &str,
+) -> StoreResult<Option<ContainerSession>> {
     conn.prepare_cached(&format!(
         "SELECT {} FROM container_sessions \
-         WHERE seller_account = ?1 AND product_code = ?2 AND resource_id = ?3",
+         WHERE product_code = ?1 AND resource_id = ?2 AND stopped_us IS NULL",
+        rows::CONTAINER_SESSION_COLS
+    ))
+    .and_then(|mut st| {
+        st.query_row(params![product_code, resource_id], rows::container_session)
+            .optional()
+    })
+    .map_err(db_err)
+}
+
+pub(crate) fn stop_container_session(
+    conn: &Connection,
+    product_code: &str,
+    resource_id: &str,
+    at_us: i64,
+) -> StoreResult<Option<ContainerSession>> {
+    conn.prepare_cached(&format!(
+        "UPDATE container_sessions SET stopped_us = ?3 \
+         WHERE product_code = ?1 AND resource_id = ?2 AND stopped_us IS NULL \
+         AND first_registered_us <= ?3 RETURNING {}",
         rows::CONTAINER_SESSION_COLS
     ))
     .and_then(|mut st| {
         st.query_row(
-            params![s.seller_account, s.product_code, s.resource_id],
+            params![product_code, resource_id, at_us],
             rows::container_session,
         )
+        .optional()
     })
     .map_err(db_err)
 }

@@ -101,7 +101,7 @@ async fn persists_across_reopen() {
         .upsert_product(&product("prod-a", "111111111111"))
         .await
         .unwrap();
-    f.store.commit_usage(vec![r.clone()]).await.unwrap();
+    f.store.commit_usage(vec![r.clone()], ev()).await.unwrap();
     let path = f.path();
     drop(f.store);
 
@@ -122,7 +122,7 @@ async fn persists_across_reopen() {
     let mut retried = r.clone();
     retried.metering_record_id = "keep-2".into();
     assert_eq!(
-        again.commit_usage(vec![retried]).await.unwrap(),
+        again.commit_usage(vec![retried], ev()).await.unwrap(),
         vec![UsageOutcome::Retry {
             metering_record_id: "keep-1".into()
         }]
@@ -166,7 +166,7 @@ async fn group_commit_batches_concurrent_writes() {
                 1,
                 q(1),
             );
-            s.commit_usage(vec![r]).await.unwrap()
+            s.commit_usage(vec![r], ev()).await.unwrap()
         });
     }
     let outcomes = tasks.join_all().await;
@@ -196,7 +196,7 @@ async fn a_failing_command_rolls_back_only_itself() {
         1,
         q(1),
     );
-    f.store.commit_usage(vec![a]).await.unwrap();
+    f.store.commit_usage(vec![a], ev()).await.unwrap();
     // Reusing a metering record id under another key is refused, and the whole command (its
     // first row included) is undone, while a concurrent command in the same group commits.
     let bad = vec![
@@ -226,7 +226,10 @@ async fn a_failing_command_rolls_back_only_itself() {
         q(1),
     )];
     let (s1, s2) = (f.store.clone(), f.store.clone());
-    let (r1, r2) = tokio::join!(s1.commit_usage(bad.clone()), s2.commit_usage(good.clone()));
+    let (r1, r2) = tokio::join!(
+        s1.commit_usage(bad.clone(), ev()),
+        s2.commit_usage(good.clone(), ev())
+    );
     assert!(matches!(r1, Err(StoreError::Invalid(_))), "{r1:?}");
     assert_eq!(
         r2.unwrap(),
@@ -265,7 +268,7 @@ async fn corrupt_rows_are_errors_not_panics() {
         1,
         q(1),
     );
-    f.store.commit_usage(vec![r.clone()]).await.unwrap();
+    f.store.commit_usage(vec![r.clone()], ev()).await.unwrap();
     f.store
         .upsert_access_key(&AccessKey {
             access_key_id: "AKIA".into(),
@@ -333,7 +336,7 @@ async fn groups_are_bounded_by_max_batch() {
     for i in 0..80 {
         let s = store.clone();
         tasks.spawn(async move {
-            s.consume_registration_token(&format!("none-{i}"), at(0, 0))
+            s.consume_registration_token(&format!("none-{i}"), at(0, 0), ev())
                 .await
                 .unwrap()
         });
@@ -357,10 +360,69 @@ async fn in_memory_stores_are_private() {
         1,
         q(1),
     );
-    a.commit_usage(vec![r.clone()]).await.unwrap();
+    a.commit_usage(vec![r.clone()], ev()).await.unwrap();
     assert_eq!(a.usage_by_key(&r.key).await.unwrap(), Some(r.clone()));
     assert_eq!(b.usage_by_key(&r.key).await.unwrap(), None);
     assert_eq!(a.schema_version().await.unwrap(), 5);
     assert_eq!(a.stats().commits, 1);
     a.ping().await.unwrap();
+}
+
+/// The database itself refuses to change or remove audit events, and an event that cannot be
+/// inserted undoes the change it describes (they share the command's savepoint).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn audit_trail_is_append_only_and_shares_its_change_transaction() {
+    let f = OnDisk::new().await;
+    let t = 1_700_000_000;
+    f.store
+        .append_audit(event("MeterUsage", None, t, "first"))
+        .await
+        .unwrap();
+    let raw = Connection::open(f.path()).unwrap();
+    raw.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
+    for sql in [
+        "UPDATE audit_events SET outcome = 'error'",
+        "UPDATE audit_events SET request_id = 'forged' WHERE request_id = 'first'",
+        "DELETE FROM audit_events",
+    ] {
+        let e = raw.execute(sql, []).unwrap_err();
+        assert!(e.to_string().contains("append-only"), "{sql}: {e}");
+    }
+
+    raw.execute_batch(
+        "CREATE TRIGGER test_refuse BEFORE INSERT ON audit_events \
+         WHEN NEW.request_id = 'refused' BEGIN SELECT RAISE(ABORT, 'refused by the test'); END;",
+    )
+    .unwrap();
+    let r = row(
+        "x-1",
+        "111111111111",
+        legacy("prod-a", "c1"),
+        "users",
+        1,
+        q(1),
+    );
+    let out = f
+        .store
+        .commit_usage(
+            vec![r.clone()],
+            event("BatchMeterUsage", None, t, "refused"),
+        )
+        .await;
+    assert!(out.is_err(), "{out:?}");
+    assert_eq!(f.store.usage_by_key(&r.key).await.unwrap(), None);
+    f.store
+        .commit_usage(vec![r.clone()], event("BatchMeterUsage", None, t, "second"))
+        .await
+        .unwrap();
+    assert!(f.store.usage_by_key(&r.key).await.unwrap().is_some());
+    let all = f
+        .store
+        .audit_events(&marketmeter_domain::audit::AuditFilter::default())
+        .await
+        .unwrap();
+    let ids: Vec<&str> = all.iter().map(|e| e.event.request_id.as_str()).collect();
+    assert_eq!(ids, ["first", "second"]);
+    raw.execute_batch("DROP TRIGGER test_refuse").unwrap();
+    f.check().await;
 }

@@ -113,7 +113,7 @@ async fn two_processes_race_on_the_same_keys() {
                 })
                 .collect();
             barrier.wait().await;
-            let out = s.commit_usage(rows.clone()).await.unwrap();
+            let out = s.commit_usage(rows.clone(), ev()).await.unwrap();
             rows.into_iter().zip(out).collect::<Vec<_>>()
         });
     }
@@ -168,6 +168,7 @@ async fn two_processes_race_on_one_client_token() {
                 .commit_meter_usage(
                     Some(claim("tok-2p", fp)),
                     workload_row(&format!("tp-{t}"), hour, q(5)),
+                    ev(),
                 )
                 .await
                 .unwrap();
@@ -222,7 +223,7 @@ async fn two_processes_race_on_one_client_token() {
 }
 
 /// A batch costs the same few statements whatever its size: BEGIN, one INSERT, at most one
-/// SELECT (only when some key already had a row), COMMIT.
+/// SELECT (only when some key already had a row), the audit event's INSERT, COMMIT.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_batch_costs_a_fixed_number_of_statements() {
     let f = pg!();
@@ -244,18 +245,20 @@ async fn a_batch_costs_a_fixed_number_of_statements() {
         let s = f.store.clone();
         async move {
             let before = s.stats().statements;
-            let out = s.commit_usage(rows).await.unwrap();
+            let out = s.commit_usage(rows, ev()).await.unwrap();
             (s.stats().statements - before, out)
         }
     };
+    // The audit event's INSERT is one more statement, pipelined beside the usage INSERT (no
+    // extra round trip).
     let (one, _) = cost(batch("a", 1, 0)).await;
     let (many, out) = cost(batch("b", 25, 1)).await;
     assert!(out.iter().all(|o| matches!(o, UsageOutcome::Stored { .. })));
-    assert_eq!(one, 3, "BEGIN, INSERT, COMMIT");
-    assert_eq!(many, 3, "a 25-row batch is not 25 inserts");
+    assert_eq!(one, 4, "BEGIN, INSERT, audit INSERT, COMMIT");
+    assert_eq!(many, 4, "a 25-row batch is not 25 inserts");
     // Half the keys known: one more statement (the SELECT of existing rows), not 25.
     let (mixed, out) = cost(batch("c", 25, 13)).await;
-    assert_eq!(mixed, 4);
+    assert_eq!(mixed, 5);
     assert_eq!(
         out.iter()
             .filter(|o| matches!(o, UsageOutcome::Retry { .. }))
@@ -263,7 +266,7 @@ async fn a_batch_costs_a_fixed_number_of_statements() {
         13
     );
     let (big, out) = cost(batch("d", 500, 0)).await;
-    assert_eq!(big, 4);
+    assert_eq!(big, 5);
     assert_eq!(out.len(), 500);
 }
 
@@ -323,14 +326,18 @@ async fn reconnects_after_connections_are_terminated() {
     f.store.ping().await.unwrap();
     for round in 0..3 {
         assert!(terminate(&f).await >= 1, "the store's connection is listed");
-        match f.store.commit_usage(vec![recovery_row(round * 2)]).await {
+        match f
+            .store
+            .commit_usage(vec![recovery_row(round * 2)], ev())
+            .await
+        {
             Ok(out) => assert!(matches!(out[0], UsageOutcome::Stored { .. })),
             Err(StoreError::Unavailable(m)) => eprintln!("round {round}: first call: {m}"),
             Err(e) => panic!("expected success or Unavailable, got {e:?}"),
         }
         let out = f
             .store
-            .commit_usage(vec![recovery_row(round * 2 + 1)])
+            .commit_usage(vec![recovery_row(round * 2 + 1)], ev())
             .await
             .unwrap();
         assert!(matches!(out[0], UsageOutcome::Stored { .. }));
@@ -352,7 +359,11 @@ async fn reconnects_after_connections_are_terminated() {
         Err(e) => panic!("{e:?}"),
     }
     f.store.ping().await.unwrap();
-    let out = f.store.commit_usage(vec![recovery_row(99)]).await.unwrap();
+    let out = f
+        .store
+        .commit_usage(vec![recovery_row(99)], ev())
+        .await
+        .unwrap();
     assert!(matches!(out[0], UsageOutcome::Stored { .. }));
 }
 
@@ -370,7 +381,7 @@ async fn a_failing_batch_rolls_back_entirely() {
         1,
         q(1),
     );
-    s.commit_usage(vec![a]).await.unwrap();
+    s.commit_usage(vec![a], ev()).await.unwrap();
     let bad = vec![
         row(
             "fresh",
@@ -389,7 +400,7 @@ async fn a_failing_batch_rolls_back_entirely() {
             q(1),
         ),
     ];
-    let r = s.commit_usage(bad.clone()).await;
+    let r = s.commit_usage(bad.clone(), ev()).await;
     assert!(matches!(r, Err(StoreError::Invalid(_))), "{r:?}");
     assert_eq!(s.usage_by_key(&bad[0].key).await.unwrap(), None);
     s.insert_registration_token(&reg_token("t", true))
@@ -408,7 +419,10 @@ async fn a_failing_batch_rolls_back_entirely() {
         1,
         q(1),
     );
-    assert_eq!(s.commit_usage(vec![ok]).await.unwrap(), vec![stored("ok")]);
+    assert_eq!(
+        s.commit_usage(vec![ok], ev()).await.unwrap(),
+        vec![stored("ok")]
+    );
     f.check().await;
 }
 
@@ -516,7 +530,7 @@ async fn corrupt_rows_are_errors_not_panics() {
         1,
         q(1),
     );
-    s.commit_usage(vec![r.clone()]).await.unwrap();
+    s.commit_usage(vec![r.clone()], ev()).await.unwrap();
     s.upsert_access_key(&AccessKey {
         access_key_id: "AKIA".into(),
         account_id: "1".into(),
@@ -554,7 +568,7 @@ async fn corrupt_rows_are_errors_not_panics() {
     let mut again = r.clone();
     again.metering_record_id = "y".into();
     assert!(matches!(
-        s.commit_usage(vec![again]).await,
+        s.commit_usage(vec![again], ev()).await,
         Err(StoreError::Unavailable(_))
     ));
 }
@@ -577,7 +591,10 @@ async fn open_store_picks_the_backend() {
             1,
             q(1),
         );
-        assert_eq!(s.commit_usage(vec![r]).await.unwrap(), vec![stored("o")]);
+        assert_eq!(
+            s.commit_usage(vec![r], ev()).await.unwrap(),
+            vec![stored("o")]
+        );
     }
     assert!(Path::new(&dir.path().join("prefixed.db")).exists());
 
@@ -694,12 +711,12 @@ async fn rollup_reports_are_exact_across_folds() {
             .get::<_, i64>(0)
     };
 
-    s.commit_usage(rows[..40].to_vec()).await.unwrap();
+    s.commit_usage(rows[..40].to_vec(), ev()).await.unwrap();
     s.fold_rollup().await.unwrap();
     assert_eq!(delta_rows().await, 0, "a fold empties the delta");
     assert_eq!(got().await, want(40), "all folded");
     for chunk in rows[40..].chunks(10) {
-        s.commit_usage(chunk.to_vec()).await.unwrap();
+        s.commit_usage(chunk.to_vec(), ev()).await.unwrap();
     }
     assert!(delta_rows().await > 0, "the new rows wait in the delta");
     assert_eq!(got().await, want(90), "rollup plus delta");
@@ -710,5 +727,131 @@ async fn rollup_reports_are_exact_across_folds() {
     assert!(got().await.is_empty());
     s.fold_rollup().await.unwrap();
     assert!(got().await.is_empty());
+    f.check().await;
+}
+
+/// The database itself refuses to change, remove or truncate audit events, and an event that
+/// cannot be inserted undoes the change it describes (same transaction or statement).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn audit_trail_is_append_only_and_shares_its_change_transaction() {
+    let f = pg!();
+    let s = f.store.clone();
+    let t = 1_700_000_000;
+    s.append_audit(event("MeterUsage", None, t, "first"))
+        .await
+        .unwrap();
+    let admin = f.admin().await;
+    for sql in [
+        "UPDATE audit_events SET outcome = 'error'",
+        "UPDATE audit_events SET request_id = 'forged' WHERE request_id = 'first'",
+        "DELETE FROM audit_events",
+        "TRUNCATE audit_events",
+    ] {
+        let e = admin.batch_execute(sql).await.unwrap_err();
+        let msg = e
+            .as_db_error()
+            .map(|d| d.message().to_string())
+            .unwrap_or_default();
+        assert!(msg.contains("append-only"), "{sql}: {e}");
+    }
+
+    admin
+        .batch_execute(
+            "CREATE FUNCTION test_refuse() RETURNS trigger LANGUAGE plpgsql AS $$ \
+             BEGIN IF NEW.request_id LIKE 'refused%' THEN RAISE EXCEPTION 'refused by the test'; \
+             END IF; RETURN NEW; END $$; \
+             CREATE TRIGGER test_refuse BEFORE INSERT ON audit_events \
+             FOR EACH ROW EXECUTE FUNCTION test_refuse();",
+        )
+        .await
+        .unwrap();
+    // Every write path: the batch, MeterUsage, the token compare-and-set, a session.
+    let r = row(
+        "x-1",
+        "111111111111",
+        legacy("prod-a", "c1"),
+        "users",
+        1,
+        q(1),
+    );
+    let out = s
+        .commit_usage(
+            vec![r.clone()],
+            event("BatchMeterUsage", None, t, "refused-1"),
+        )
+        .await;
+    assert!(out.is_err(), "{out:?}");
+    assert_eq!(s.usage_by_key(&r.key).await.unwrap(), None);
+    let m = workload_row("m-1", 3, q(1));
+    let out = s
+        .commit_meter_usage(
+            Some(claim("tok", "fp")),
+            m.clone(),
+            event("MeterUsage", None, t, "refused-2"),
+        )
+        .await;
+    assert!(out.is_err(), "{out:?}");
+    assert_eq!(s.usage_by_key(&m.key).await.unwrap(), None);
+    assert_eq!(s.client_token("222222222222", "tok").await.unwrap(), None);
+    s.insert_registration_token(&reg_token("once", true))
+        .await
+        .unwrap();
+    let out = s
+        .consume_registration_token(
+            "once",
+            at(t, 0),
+            event("ResolveCustomer", None, t, "refused-3"),
+        )
+        .await;
+    assert!(out.is_err(), "{out:?}");
+    assert_eq!(
+        s.registration_token("once").await.unwrap().unwrap().used_at,
+        None
+    );
+    let cs = session("pod-1", "222222222222", at(t, 0));
+    let out = s
+        .register_container_session(&cs, event("RegisterUsage", None, t, "refused-4"))
+        .await;
+    assert!(out.is_err(), "{out:?}");
+    assert_eq!(s.container_session("prod-c", "pod-1").await.unwrap(), None);
+
+    s.commit_usage(vec![r.clone()], event("BatchMeterUsage", None, t, "second"))
+        .await
+        .unwrap();
+    assert!(s.usage_by_key(&r.key).await.unwrap().is_some());
+    let all = s
+        .audit_events(&marketmeter_domain::audit::AuditFilter::default())
+        .await
+        .unwrap();
+    let ids: Vec<&str> = all.iter().map(|e| e.event.request_id.as_str()).collect();
+    assert_eq!(ids, ["first", "second"]);
+    f.check().await;
+}
+
+/// A database migrated before version 3 existed ({1, 2, 4}: the container branch landed first)
+/// gets version 3 at the next start, and the audit trail works there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_version_below_the_highest_is_applied_later() {
+    let f = pg!();
+    let admin = f.admin().await;
+    admin
+        .batch_execute(
+            "DROP TABLE audit_events; DROP FUNCTION audit_events_append_only(); \
+             DELETE FROM schema_migrations WHERE version = 3;",
+        )
+        .await
+        .unwrap();
+    let again = f.another_process().await;
+    assert_eq!(again.migrations_applied(), 1);
+    assert_eq!(again.schema_version().await.unwrap(), 5);
+    again
+        .append_audit(event("MeterUsage", None, 1_700_000_000, "after"))
+        .await
+        .unwrap();
+    let all = again
+        .audit_events(&marketmeter_domain::audit::AuditFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 1);
     f.check().await;
 }

@@ -3,9 +3,11 @@
 //!
 //! Which database: `DATABASE_URL` when set; otherwise `postgres://postgres@127.0.0.1:5432/test`
 //! (override with `MARKETMETER_PG_DEFAULT_URL`); if that is unreachable and `initdb`/`pg_ctl` are
-//! on PATH, a throwaway cluster in a temporary directory on a free port (as the `postgres` user
+//! on PATH (or under /usr/lib/postgresql), a throwaway cluster in a temporary directory on a free port (as the `postgres` user
 //! when running as root), stopped and deleted when this test process exits. If none works the
 //! tests are SKIPPED with a loud message, or FAIL when `MARKETMETER_REQUIRE_POSTGRES=1`.
+//!
+//! A test that stops or crashes its database gets a [`Cluster`] of its own instead.
 //!
 //! Isolation: a [`Schema`] is `mm_test_...`, reached through `options=-c search_path=...` in the
 //! URL, and dropped with everything in it when the value is dropped (also when a test panics).
@@ -71,6 +73,23 @@ fn on_path(bin: &str) -> Option<PathBuf> {
     })
 }
 
+/// A PostgreSQL server program: on PATH, else Debian's /usr/lib/postgresql/<newest>/bin.
+pub fn pg_bin(bin: &str) -> Option<PathBuf> {
+    on_path(bin).or_else(|| {
+        let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+            .ok()?
+            .filter_map(|e| {
+                let e = e.ok()?;
+                let v = e.file_name().to_str()?.parse().ok()?;
+                Some((v, e.path().join("bin").join(bin)))
+            })
+            .filter(|(_, f)| f.is_file())
+            .collect();
+        versions.sort();
+        versions.pop().map(|(_, f)| f)
+    })
+}
+
 fn is_root() -> bool {
     Command::new("id")
         .arg("-u")
@@ -91,56 +110,119 @@ fn sh(cmd: &str, root: bool) -> Command {
     c
 }
 
-/// A throwaway cluster for this test process; a watchdog stops and deletes it when we exit.
-fn throwaway_cluster() -> Result<String, String> {
-    let initdb = on_path("initdb").ok_or("initdb is not on PATH")?;
-    let pg_ctl = on_path("pg_ctl").ok_or("pg_ctl is not on PATH")?;
-    let root = is_root();
-    let dir = std::env::temp_dir().join(format!("mm-pg-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    if root {
-        let ok = Command::new("chown")
-            .args(["postgres:", &dir.display().to_string()])
+/// A PostgreSQL cluster of this process's own (initdb, then pg_ctl) in a temporary directory on
+/// a free port, which a test may stop, crash and restart (the shared server must never be).
+/// Dropping it stops it and deletes it; a watchdog does the same if this process dies first.
+pub struct Cluster {
+    dir: PathBuf,
+    pg_ctl: PathBuf,
+    root: bool,
+    port: u16,
+}
+
+impl Cluster {
+    pub fn start() -> Result<Cluster, String> {
+        let initdb =
+            pg_bin("initdb").ok_or("initdb is neither on PATH nor under /usr/lib/postgresql")?;
+        let pg_ctl =
+            pg_bin("pg_ctl").ok_or("pg_ctl is neither on PATH nor under /usr/lib/postgresql")?;
+        let root = is_root();
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "mm-pg-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        if root {
+            let ok = Command::new("chown")
+                .args(["postgres:", &dir.display().to_string()])
+                .status()
+                .is_ok_and(|s| s.success());
+            if !ok {
+                return Err("running as root and cannot hand the cluster to user postgres".into());
+            }
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| format!("no free port: {e}"))?
+            .port();
+        let cluster = Cluster {
+            dir,
+            pg_ctl,
+            root,
+            port,
+        };
+        let d = cluster.dir.display();
+        let init = format!(
+            "'{}' -D '{d}/data' -U postgres -A trust --no-sync >'{d}/initdb.log' 2>&1",
+            initdb.display()
+        );
+        if !sh(&init, root).status().is_ok_and(|s| s.success()) {
+            return Err(format!("initdb failed (see {d}/initdb.log)"));
+        }
+        // No double quotes in here: it is run inside `sh -c "..."`.
+        let watchdog = format!(
+            "while [ -d /proc/{pid} ]; do sleep 1; done; \
+             '{}' -D '{d}/data' -m immediate stop >/dev/null 2>&1; rm -rf '{d}'",
+            cluster.pg_ctl.display(),
+            pid = std::process::id(),
+        );
+        sh(
+            &format!("nohup sh -c \"{watchdog}\" >/dev/null 2>&1 &"),
+            root,
+        )
+        .status()
+        .map_err(|e| format!("watchdog: {e}"))?;
+        cluster.ctl("start")?;
+        Ok(cluster)
+    }
+
+    /// The `postgres` database as the superuser.
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    fn pg_ctl_cmd(&self, action: &str) -> String {
+        let d = self.dir.display();
+        format!(
+            "'{}' -D '{d}/data' -w -t 60 -l '{d}/server.log' -o \"-p {} -k '{d}' \
+             -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200\" {action} >/dev/null 2>&1",
+            self.pg_ctl.display(),
+            self.port
+        )
+    }
+
+    /// `pg_ctl ACTION`, waiting for it to finish: `start`, `stop -m fast`, `restart -m
+    /// immediate` (`immediate` is a crash: no checkpoint, recovery at the next start).
+    pub fn ctl(&self, action: &str) -> Result<(), String> {
+        if sh(&self.pg_ctl_cmd(action), self.root)
             .status()
-            .is_ok_and(|s| s.success());
-        if !ok {
-            return Err("running as root and cannot hand the cluster to user postgres".into());
+            .is_ok_and(|s| s.success())
+        {
+            Ok(())
+        } else {
+            Err(format!(
+                "pg_ctl {action} failed (see {}/server.log)",
+                self.dir.display()
+            ))
         }
     }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map_err(|e| format!("no free port: {e}"))?
-        .port();
-    let (d, data) = (dir.display(), dir.join("data"));
-    let data = data.display();
-    let init = format!(
-        "'{}' -D '{data}' -U postgres -A trust --no-sync >'{d}/initdb.log' 2>&1",
-        initdb.display()
-    );
-    if !sh(&init, root).status().is_ok_and(|s| s.success()) {
-        return Err(format!("initdb failed (see {d}/initdb.log)"));
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = self.ctl("stop -m immediate");
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
-    let start = format!(
-        "'{}' -D '{data}' -w -l '{d}/server.log' -o \"-p {port} -k '{d}' \
-         -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200\" start",
-        pg_ctl.display()
-    );
-    if !sh(&start, root).status().is_ok_and(|s| s.success()) {
-        return Err(format!("pg_ctl start failed (see {d}/server.log)"));
-    }
-    let watchdog = format!(
-        "while [ -d /proc/{pid} ]; do sleep 1; done; \
-         '{}' -D '{data}' -m immediate stop >/dev/null 2>&1; rm -rf '{d}'",
-        pg_ctl.display(),
-        pid = std::process::id()
-    );
-    sh(
-        &format!("nohup sh -c \"{watchdog}\" >/dev/null 2>&1 &"),
-        root,
-    )
-    .status()
-    .map_err(|e| format!("watchdog: {e}"))?;
-    Ok(format!("postgres://postgres@127.0.0.1:{port}/postgres"))
+}
+
+/// The shared fallback cluster: kept until this process exits (its watchdog then removes it).
+fn throwaway_cluster() -> Result<String, String> {
+    let cluster = Cluster::start()?;
+    let url = cluster.url();
+    std::mem::forget(cluster);
+    Ok(url)
 }
 
 fn find_database() -> Result<String, String> {

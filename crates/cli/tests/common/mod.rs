@@ -288,6 +288,16 @@ pub fn sdk_client(
     creds: (&str, &str, Option<&str>),
     region: &str,
 ) -> aws_sdk_marketplacemetering::Client {
+    sdk_client_with_timeout(url, creds, region, None)
+}
+
+/// [`sdk_client`] whose every call gives up (a `TimeoutError`) after `operation_timeout`.
+pub fn sdk_client_with_timeout(
+    url: &str,
+    creds: (&str, &str, Option<&str>),
+    region: &str,
+    operation_timeout: Option<std::time::Duration>,
+) -> aws_sdk_marketplacemetering::Client {
     use aws_sdk_marketplacemetering::config;
     let credentials = aws_credential_types::Credentials::new(
         creds.0,
@@ -296,15 +306,19 @@ pub fn sdk_client(
         None,
         "e2e",
     );
-    let conf = config::Config::builder()
+    let mut conf = config::Config::builder()
         .behavior_version(config::BehaviorVersion::latest())
         .region(config::Region::new(region.to_string()))
         .endpoint_url(url)
         .credentials_provider(credentials)
         .http_client(aws_smithy_http_client::Builder::new().build_http())
-        .retry_config(config::retry::RetryConfig::disabled())
-        .build();
-    aws_sdk_marketplacemetering::Client::from_conf(conf)
+        .retry_config(config::retry::RetryConfig::disabled());
+    // Only when asked: otherwise the SDK's default timeouts, as before.
+    if let Some(t) = operation_timeout {
+        let timeouts = aws_smithy_types::timeout::TimeoutConfig::builder().operation_timeout(t);
+        conf = conf.timeout_config(timeouts.build());
+    }
+    aws_sdk_marketplacemetering::Client::from_conf(conf.build())
 }
 
 /// The value of the sample of `metric` whose labels include every `labels` pair

@@ -1,6 +1,7 @@
 //! A minimal in-memory `Store` for rule tests (the real stores have their own conformance suite).
 
 use async_trait::async_trait;
+use marketmeter_domain::audit::{AuditEvent, AuditFilter, AuditRecord};
 use marketmeter_domain::dedup::is_retry;
 use marketmeter_domain::model::*;
 use marketmeter_domain::store::*;
@@ -21,9 +22,12 @@ struct State {
     agreements: Vec<Agreement>,
     tokens: HashMap<String, RegistrationToken>,
     product_keys: Vec<ProductKey>,
-    sessions: HashMap<(String, String), ContainerSession>,
+    sessions: Vec<ContainerSession>,
     usage: Vec<UsageRecordRow>,
     client_tokens: HashMap<(String, String), (String, String)>,
+    audit: Vec<AuditEvent>,
+    /// Usage writes fail (the database is down), writing nothing.
+    usage_fails: bool,
 }
 
 impl State {
@@ -49,6 +53,49 @@ impl State {
 impl MemoryStore {
     pub fn usage_count(&self) -> usize {
         self.s.lock().unwrap().usage.len()
+    }
+}
+
+impl MemoryStore {
+    fn meter(&self, claim: Option<TokenClaim>, row: UsageRecordRow) -> MeterOutcome {
+        let mut s = self.s.lock().unwrap();
+        if let Some(c) = &claim {
+            if let Some((fp, id)) = s
+                .client_tokens
+                .get(&(c.caller_account.clone(), c.client_token.clone()))
+            {
+                return if *fp == c.fingerprint {
+                    MeterOutcome::TokenReplay {
+                        metering_record_id: id.clone(),
+                    }
+                } else {
+                    MeterOutcome::TokenConflict
+                };
+            }
+        }
+        let outcome = s.offer(row);
+        if let (
+            Some(c),
+            UsageOutcome::Stored { metering_record_id }
+            | UsageOutcome::Retry { metering_record_id },
+        ) = (&claim, &outcome)
+        {
+            s.client_tokens.insert(
+                (c.caller_account.clone(), c.client_token.clone()),
+                (c.fingerprint.clone(), metering_record_id.clone()),
+            );
+        }
+        MeterOutcome::Usage(outcome)
+    }
+
+    /// From now on usage writes fail as an unavailable database would.
+    pub fn fail_usage_writes(&self) {
+        self.s.lock().unwrap().usage_fails = true;
+    }
+
+    /// Every audit event recorded, in order.
+    pub fn audit(&self) -> Vec<AuditEvent> {
+        self.s.lock().unwrap().audit.clone()
     }
 }
 
@@ -131,8 +178,36 @@ impl Store for MemoryStore {
             .lock()
             .unwrap()
             .sessions
-            .get(&(p.to_string(), r.to_string()))
+            .iter()
+            .find(|s| s.product_code == p && s.resource_id == r && s.stopped_at.is_none())
             .cloned())
+    }
+    async fn list_container_sessions(
+        &self,
+        f: &ContainerFilter,
+    ) -> StoreResult<Vec<ContainerSession>> {
+        let eq = |want: &Option<String>, have: &str| want.as_deref().is_none_or(|w| w == have);
+        let mut out: Vec<ContainerSession> = self
+            .s
+            .lock()
+            .unwrap()
+            .sessions
+            .iter()
+            .filter(|s| {
+                eq(&f.seller_account, &s.seller_account)
+                    && eq(&f.product_code, &s.product_code)
+                    && eq(&f.customer_account, &s.customer_account)
+                    && eq(&f.resource_id, &s.resource_id)
+                    && f.running.is_none_or(|r| r == s.stopped_at.is_none())
+                    && f.started_before.is_none_or(|t| s.first_registered_at < t)
+                    && f.stopped_since
+                        .is_none_or(|t| s.stopped_at.is_none_or(|e| e >= t))
+            })
+            .cloned()
+            .collect();
+        out.sort_by_key(|s| s.first_registered_at);
+        out.truncate(f.limit.map_or(usize::MAX, |l| l as usize));
+        Ok(out)
     }
     async fn usage_records(&self, f: &UsageFilter) -> StoreResult<Vec<UsageRecordRow>> {
         Ok(self
@@ -168,43 +243,44 @@ impl Store for MemoryStore {
             .get(&(a.to_string(), t.to_string()))
             .cloned())
     }
-    async fn commit_usage(&self, rows: Vec<UsageRecordRow>) -> StoreResult<Vec<UsageOutcome>> {
+    async fn commit_usage(
+        &self,
+        rows: Vec<UsageRecordRow>,
+        event: AuditEvent,
+    ) -> StoreResult<Vec<UsageOutcome>> {
         let mut s = self.s.lock().unwrap();
+        if s.usage_fails {
+            return Err(StoreError::Unavailable("down".into()));
+        }
+        s.audit.push(event);
         Ok(rows.into_iter().map(|r| s.offer(r)).collect())
     }
     async fn commit_meter_usage(
         &self,
         claim: Option<TokenClaim>,
         row: UsageRecordRow,
+        event: AuditEvent,
     ) -> StoreResult<MeterOutcome> {
-        let mut s = self.s.lock().unwrap();
-        if let Some(c) = &claim {
-            if let Some((fp, id)) = s
-                .client_tokens
-                .get(&(c.caller_account.clone(), c.client_token.clone()))
-            {
-                return Ok(if *fp == c.fingerprint {
-                    MeterOutcome::TokenReplay {
-                        metering_record_id: id.clone(),
-                    }
-                } else {
-                    MeterOutcome::TokenConflict
-                });
-            }
-        }
-        let outcome = s.offer(row);
-        if let (
-            Some(c),
-            UsageOutcome::Stored { metering_record_id }
-            | UsageOutcome::Retry { metering_record_id },
-        ) = (&claim, &outcome)
-        {
-            s.client_tokens.insert(
-                (c.caller_account.clone(), c.client_token.clone()),
-                (c.fingerprint.clone(), metering_record_id.clone()),
-            );
-        }
-        Ok(MeterOutcome::Usage(outcome))
+        let out = self.meter(claim, row);
+        self.s.lock().unwrap().audit.push(event.settle_meter(&out));
+        Ok(out)
+    }
+    async fn append_audit(&self, event: AuditEvent) -> StoreResult<()> {
+        self.s.lock().unwrap().audit.push(event);
+        Ok(())
+    }
+    async fn audit_events(&self, f: &AuditFilter) -> StoreResult<Vec<AuditRecord>> {
+        let s = self.s.lock().unwrap();
+        Ok(s.audit
+            .iter()
+            .enumerate()
+            .map(|(i, e)| AuditRecord {
+                seq: i as i64 + 1,
+                event: e.clone(),
+            })
+            .filter(|r| f.after.is_none_or(|a| r.seq > a))
+            .take(f.page_size() as usize)
+            .collect())
     }
     async fn insert_registration_token(&self, t: &RegistrationToken) -> StoreResult<()> {
         self.s
@@ -214,25 +290,76 @@ impl Store for MemoryStore {
             .insert(t.token.clone(), t.clone());
         Ok(())
     }
-    async fn consume_registration_token(&self, t: &str, at: OffsetDateTime) -> StoreResult<bool> {
+    async fn consume_registration_token(
+        &self,
+        t: &str,
+        at: OffsetDateTime,
+        event: AuditEvent,
+    ) -> StoreResult<bool> {
         let mut s = self.s.lock().unwrap();
-        Ok(match s.tokens.get_mut(t) {
+        let consumed = match s.tokens.get_mut(t) {
             Some(tok) if tok.used_at.is_none() => {
                 tok.used_at = Some(at);
                 true
             }
             _ => false,
-        })
+        };
+        s.audit.push(event.settle_consume(consumed));
+        Ok(consumed)
     }
     async fn register_container_session(
         &self,
         c: &ContainerSession,
+        event: AuditEvent,
     ) -> StoreResult<ContainerSession> {
         let mut s = self.s.lock().unwrap();
+        s.audit.push(event);
+        let mine = |x: &&ContainerSession| {
+            x.product_code == c.product_code && x.resource_id == c.resource_id
+        };
+        if let Some(running) = s
+            .sessions
+            .iter()
+            .filter(mine)
+            .find(|x| x.stopped_at.is_none())
+        {
+            return Ok(running.clone());
+        }
+        let run = s
+            .sessions
+            .iter()
+            .filter(mine)
+            .map(|x| x.run)
+            .max()
+            .unwrap_or(0)
+            + 1;
+        let new = ContainerSession {
+            run,
+            stopped_at: None,
+            ..c.clone()
+        };
+        s.sessions.push(new.clone());
+        Ok(new)
+    }
+    async fn stop_container_session(
+        &self,
+        p: &str,
+        r: &str,
+        at: OffsetDateTime,
+    ) -> StoreResult<Option<ContainerSession>> {
+        let mut s = self.s.lock().unwrap();
         Ok(s.sessions
-            .entry((c.product_code.clone(), c.resource_id.clone()))
-            .or_insert_with(|| c.clone())
-            .clone())
+            .iter_mut()
+            .find(|x| {
+                x.product_code == p
+                    && x.resource_id == r
+                    && x.stopped_at.is_none()
+                    && x.first_registered_at <= at
+            })
+            .map(|x| {
+                x.stopped_at = Some(at);
+                x.clone()
+            }))
     }
     async fn upsert_account(&self, a: &Account) -> StoreResult<()> {
         self.s

@@ -25,7 +25,14 @@ pub(crate) const POSTGRES: &[Migration] = &[
         version: 2,
         sql: include_str!("../../migrations/postgres/0002_report_index.sql"),
     },
-    // 3 and 4 are other branches' migrations.
+    Migration {
+        version: 3,
+        sql: include_str!("../../migrations/postgres/0003_audit.sql"),
+    },
+    Migration {
+        version: 4,
+        sql: include_str!("../../migrations/postgres/0004_container_runs.sql"),
+    },
     Migration {
         version: 5,
         sql: include_str!("../../migrations/postgres/0005_usage_hourly.sql"),
@@ -35,7 +42,8 @@ pub(crate) const POSTGRES: &[Migration] = &[
 /// Advisory lock key taken while migrating ("mmmigrat" in ASCII).
 const MIGRATION_LOCK: i64 = 0x6d6d_6d69_6772_6174;
 
-/// Applies every migration newer than the database's version; returns how many ran.
+/// Applies every migration the database has not recorded, in order; returns how many ran (as
+/// on SQLite: a version can land below the highest one applied).
 pub(crate) async fn apply(client: &mut Client, migrations: &[Migration]) -> StoreResult<usize> {
     let tx = client.transaction().await.map_err(pg_err)?;
     tx.query("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
@@ -50,15 +58,14 @@ pub(crate) async fn apply(client: &mut Client, migrations: &[Migration]) -> Stor
     )
     .await
     .map_err(pg_err)?;
-    let current: i64 = tx
-        .query_one(
-            "SELECT COALESCE(MAX(version), 0)::BIGINT FROM schema_migrations",
-            &[],
-        )
+    let applied: std::collections::HashSet<i64> = tx
+        .query("SELECT version FROM schema_migrations", &[])
         .await
         .map_err(pg_err)?
-        .try_get(0)
-        .map_err(pg_err)?;
+        .iter()
+        .map(|r| r.try_get(0).map_err(pg_err))
+        .collect::<StoreResult<_>>()?;
+    let current = applied.iter().copied().max().unwrap_or(0);
     let known = migrations.last().map_or(0, |m| m.version);
     if current > known {
         return Err(StoreError::Unavailable(format!(
@@ -66,7 +73,7 @@ pub(crate) async fn apply(client: &mut Client, migrations: &[Migration]) -> Stor
         )));
     }
     let mut ran = 0;
-    for m in migrations.iter().filter(|m| m.version > current) {
+    for m in migrations.iter().filter(|m| !applied.contains(&m.version)) {
         tx.batch_execute(m.sql).await.map_err(pg_err)?;
         tx.execute(
             "INSERT INTO schema_migrations (version, applied_us) VALUES ($1, $2)",

@@ -13,6 +13,7 @@
 //!   takes the place of SQLite's single writer for those check-then-write steps.
 //! * The schema is versioned SQL in `migrations/postgres/`, applied at connect ([`migrate`]).
 
+mod audit;
 mod migrate;
 mod reports;
 mod rollup;
@@ -25,6 +26,7 @@ use crate::rows::{
 };
 use async_trait::async_trait;
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use marketmeter_domain::audit::{AuditEvent, AuditFilter, AuditRecord};
 use marketmeter_domain::model::*;
 use marketmeter_domain::store::*;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -432,9 +434,43 @@ impl Store for PgStore {
         self.one(
             &select(
                 CONTAINER_SESSION_COLS,
-                "FROM container_sessions WHERE product_code = $1 AND resource_id = $2 LIMIT 1",
+                "FROM container_sessions WHERE product_code = $1 AND resource_id = $2 \
+                 AND stopped_us IS NULL LIMIT 1",
             ),
             &[&product_code, &resource_id],
+            rows::container_session,
+        )
+        .await
+    }
+
+    async fn list_container_sessions(
+        &self,
+        f: &ContainerFilter,
+    ) -> StoreResult<Vec<ContainerSession>> {
+        let limit = f.limit.map(i64::from);
+        self.all(
+            &select(
+                CONTAINER_SESSION_COLS,
+                "FROM container_sessions WHERE ($1::text IS NULL OR seller_account = $1) \
+                 AND ($2::text IS NULL OR product_code = $2) \
+                 AND ($3::text IS NULL OR customer_account = $3) \
+                 AND ($4::text IS NULL OR resource_id = $4) \
+                 AND ($5::boolean IS NULL OR (stopped_us IS NULL) = $5) \
+                 AND ($6::bigint IS NULL OR first_registered_us < $6) \
+                 AND ($7::bigint IS NULL OR stopped_us IS NULL OR stopped_us >= $7) \
+                 ORDER BY first_registered_us, product_code, resource_id, run \
+                 LIMIT $8",
+            ),
+            &[
+                &f.seller_account,
+                &f.product_code,
+                &f.customer_account,
+                &f.resource_id,
+                &f.running,
+                &f.started_before.map(to_us),
+                &f.stopped_since.map(to_us),
+                &limit,
+            ],
             rows::container_session,
         )
         .await
@@ -499,15 +535,20 @@ impl Store for PgStore {
         .await
     }
 
-    async fn commit_usage(&self, rows: Vec<UsageRecordRow>) -> StoreResult<Vec<UsageOutcome>> {
-        if rows.is_empty() {
-            return Ok(Vec::new());
-        }
+    async fn commit_usage(
+        &self,
+        rows: Vec<UsageRecordRow>,
+        event: AuditEvent,
+    ) -> StoreResult<Vec<UsageOutcome>> {
         let started = std::time::Instant::now();
         let mut c = self.client().await?;
         self.count(1);
         let tx = c.transaction().await.map_err(pg_err)?;
-        let out = write::offer_usage(&self.db(&tx), &rows).await;
+        let db = self.db(&tx);
+        // The event's INSERT is pipelined beside the usage statements on the same connection:
+        // one more statement, no extra round trip.
+        let out = tokio::try_join!(write::offer_usage(&db, &rows), audit::insert(&db, &event))
+            .map(|(out, ())| out);
         let out = match out {
             Ok(out) => {
                 self.count(1);
@@ -523,75 +564,86 @@ impl Store for PgStore {
         &self,
         claim: Option<TokenClaim>,
         row: UsageRecordRow,
+        event: AuditEvent,
     ) -> StoreResult<MeterOutcome> {
-        let Some(claim) = claim else {
-            let mut out = self.commit_usage(vec![row]).await?;
-            return out
-                .pop()
-                .map(MeterOutcome::Usage)
-                .ok_or_else(|| StoreError::Unavailable("postgres: no outcome".into()));
-        };
         let started = std::time::Instant::now();
         let mut c = self.client().await?;
         self.count(1);
         let tx = c.transaction().await.map_err(pg_err)?;
         let db = self.db(&tx);
-        // Every process claiming this (caller, token) queues here until the holder commits or
-        // rolls back; the SELECT after the lock (a fresh READ COMMITTED snapshot) then sees a
-        // committed claim. The lock is what keeps a token unique per caller across sellers.
-        db.lock(&handle(
-            "client_token",
-            &[&claim.caller_account, &claim.client_token],
-        ))
-        .await?;
-        if let Some(r) = db
-            .opt(
-                CLIENT_TOKEN_SQL,
-                &[&claim.caller_account, &claim.client_token],
-            )
-            .await?
-        {
-            let (fingerprint, id) = token_row(&r)?;
-            // Nothing written: dropping the transaction rolls it back.
-            return Ok(if fingerprint == claim.fingerprint {
-                MeterOutcome::TokenReplay {
-                    metering_record_id: id,
-                }
-            } else {
-                MeterOutcome::TokenConflict
-            });
-        }
-        let outcome = write::offer_usage(&db, std::slice::from_ref(&row))
-            .await?
-            .pop()
-            .ok_or_else(|| StoreError::Unavailable("postgres: no outcome".into()))?;
-        match &outcome {
-            UsageOutcome::Stored { metering_record_id }
-            | UsageOutcome::Retry { metering_record_id } => {
-                db.execute(
-                    "INSERT INTO client_tokens (seller_account, caller_account, client_token, \
-                     fingerprint, metering_record_id, created_us) \
-                     VALUES ($1, $2, $3, $4, $5, $6)",
-                    &[
-                        &claim.seller_account,
-                        &claim.caller_account,
-                        &claim.client_token,
-                        &claim.fingerprint,
-                        metering_record_id,
-                        &now_us(),
-                    ],
-                )
+        let outcome = 'decided: {
+            if let Some(claim) = &claim {
+                // Every process claiming this (caller, token) queues here until the holder
+                // commits or rolls back; the SELECT after the lock (a fresh READ COMMITTED
+                // snapshot) then sees a committed claim. The lock is what keeps a token unique
+                // per caller across sellers.
+                db.lock(&handle(
+                    "client_token",
+                    &[&claim.caller_account, &claim.client_token],
+                ))
                 .await?;
-                self.count(1);
-                let committed = tx.commit().await.map_err(pg_err);
-                self.observe(started, committed.is_ok());
-                committed?;
+                if let Some(r) = db
+                    .opt(
+                        CLIENT_TOKEN_SQL,
+                        &[&claim.caller_account, &claim.client_token],
+                    )
+                    .await?
+                {
+                    let (fingerprint, id) = token_row(&r)?;
+                    break 'decided if fingerprint == claim.fingerprint {
+                        MeterOutcome::TokenReplay {
+                            metering_record_id: id,
+                        }
+                    } else {
+                        MeterOutcome::TokenConflict
+                    };
+                }
             }
-            // A duplicate is refused, so its token stays free (nothing was written: the
-            // transaction is rolled back when dropped).
-            UsageOutcome::Duplicate { .. } => {}
+            MeterOutcome::Usage(
+                write::offer_usage(&db, std::slice::from_ref(&row))
+                    .await?
+                    .pop()
+                    .ok_or_else(|| StoreError::Unavailable("postgres: no outcome".into()))?,
+            )
+        };
+        let event = event.settle_meter(&outcome);
+        match (&claim, &outcome) {
+            (
+                Some(claim),
+                MeterOutcome::Usage(
+                    UsageOutcome::Stored { metering_record_id }
+                    | UsageOutcome::Retry { metering_record_id },
+                ),
+            ) => {
+                // The claim and the event, pipelined. A duplicate is refused, so its token
+                // stays free (not recorded).
+                let created = now_us();
+                let params: [&(dyn ToSql + Sync); 6] = [
+                    &claim.seller_account,
+                    &claim.caller_account,
+                    &claim.client_token,
+                    &claim.fingerprint,
+                    metering_record_id,
+                    &created,
+                ];
+                tokio::try_join!(
+                    db.execute(
+                        "INSERT INTO client_tokens (seller_account, caller_account, \
+                         client_token, fingerprint, metering_record_id, created_us) \
+                         VALUES ($1, $2, $3, $4, $5, $6)",
+                        &params,
+                    ),
+                    audit::insert(&db, &event)
+                )?;
+            }
+            // Replays, conflicts, duplicates and calls without a token write only the event.
+            _ => audit::insert(&db, &event).await?,
         }
-        Ok(MeterOutcome::Usage(outcome))
+        self.count(1);
+        let committed = tx.commit().await.map_err(pg_err);
+        self.observe(started, committed.is_ok());
+        committed?;
+        Ok(outcome)
     }
 
     async fn insert_registration_token(&self, t: &RegistrationToken) -> StoreResult<()> {
@@ -619,38 +671,51 @@ impl Store for PgStore {
         &self,
         token: &str,
         at: OffsetDateTime,
+        event: AuditEvent,
     ) -> StoreResult<bool> {
         // Compare-and-set: of any number of racing consumers exactly one changes the row (the
         // others re-check `used_us IS NULL` after the winner commits and find it set).
-        self.exec(
-            "UPDATE registration_tokens SET used_us = $1 WHERE token = $2 AND used_us IS NULL",
-            &[&to_us(at), &token],
-        )
-        .await
-        .map(|n| n == 1)
+        let c = self.client().await?;
+        audit::consume_token(&self.db(&c), token, to_us(at), event).await
     }
 
     async fn register_container_session(
         &self,
         s: &ContainerSession,
+        event: AuditEvent,
     ) -> StoreResult<ContainerSession> {
         let c = self.client().await?;
         let db = self.db(&c);
-        // ON CONFLICT waits for a racing uncommitted insert; the SELECT (a new snapshot)
-        // then sees whichever row won.
+        // Racing registrations pick the same next run number (or hit the running index):
+        // ON CONFLICT waits for the uncommitted winner, and the SELECT (a new snapshot) then
+        // sees it. Nothing is inserted while a run is running. The event rides in the same
+        // statement.
+        let first_us = to_us(s.first_registered_at);
+        let platform = s.platform.as_str();
+        let event = audit::Bound::new(&event);
+        let mut p: Vec<&(dyn ToSql + Sync)> = vec![
+            &s.product_code,
+            &s.seller_account,
+            &s.resource_id,
+            &s.customer_account,
+            &platform,
+            &s.region,
+            &first_us,
+        ];
+        p.extend(event.params());
         db.execute(
-            "INSERT INTO container_sessions (product_code, seller_account, resource_id, \
-             customer_account, platform, region, first_registered_us) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
-            &[
-                &s.product_code,
-                &s.seller_account,
-                &s.resource_id,
-                &s.customer_account,
-                &s.platform.as_str(),
-                &s.region,
-                &to_us(s.first_registered_at),
-            ],
+            &audit::with_event(
+                "INSERT INTO container_sessions (product_code, seller_account, resource_id, \
+                 customer_account, platform, region, first_registered_us, run) \
+                 SELECT $1::text, $2::text, $3::text, $4::text, $5::text, $6::text, $7::bigint, \
+                 COALESCE(MAX(run), 0) + 1 \
+                 FROM container_sessions \
+                 WHERE seller_account = $2 AND product_code = $1 AND resource_id = $3 \
+                 HAVING COUNT(*) FILTER (WHERE stopped_us IS NULL) = 0 \
+                 ON CONFLICT DO NOTHING",
+                7,
+            ),
+            &p,
         )
         .await?;
         let r = db
@@ -658,13 +723,43 @@ impl Store for PgStore {
                 &select(
                     CONTAINER_SESSION_COLS,
                     "FROM container_sessions \
-                     WHERE seller_account = $1 AND product_code = $2 AND resource_id = $3",
+                     WHERE seller_account = $1 AND product_code = $2 AND resource_id = $3 \
+                     AND stopped_us IS NULL",
                 ),
                 &[&s.seller_account, &s.product_code, &s.resource_id],
             )
             .await?
             .ok_or_else(|| StoreError::Unavailable("postgres: session row not found".into()))?;
         rows::container_session(&r)
+    }
+
+    async fn append_audit(&self, event: AuditEvent) -> StoreResult<()> {
+        let c = self.client().await?;
+        audit::insert(&self.db(&c), &event).await
+    }
+
+    async fn audit_events(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditRecord>> {
+        let c = self.client().await?;
+        audit::query(&self.db(&c), filter).await
+    }
+
+    async fn stop_container_session(
+        &self,
+        product_code: &str,
+        resource_id: &str,
+        at: OffsetDateTime,
+    ) -> StoreResult<Option<ContainerSession>> {
+        let at = to_us(at);
+        self.one(
+            &format!(
+                "UPDATE container_sessions SET stopped_us = $3 \
+                 WHERE product_code = $1 AND resource_id = $2 AND stopped_us IS NULL \
+                 AND first_registered_us <= $3 RETURNING {CONTAINER_SESSION_COLS}"
+            ),
+            &[&product_code, &resource_id, &at],
+            rows::container_session,
+        )
+        .await
     }
 
     async fn upsert_account(&self, a: &Account) -> StoreResult<()> {

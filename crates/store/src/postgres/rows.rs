@@ -14,11 +14,11 @@ fn bad(col: usize, what: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(format!("postgres: bad value in column {col}: {what}"))
 }
 
-fn get<'a, T: FromSql<'a>>(r: &'a Row, col: usize) -> StoreResult<T> {
+pub(crate) fn get<'a, T: FromSql<'a>>(r: &'a Row, col: usize) -> StoreResult<T> {
     r.try_get(col).map_err(|e| bad(col, e))
 }
 
-fn from_us(col: usize, us: i64) -> StoreResult<OffsetDateTime> {
+pub(crate) fn from_us(col: usize, us: i64) -> StoreResult<OffsetDateTime> {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(us) * 1000)
         .map_err(|_| bad(col, "instant out of range"))
 }
@@ -149,6 +149,8 @@ pub(crate) fn container_session(r: &Row) -> StoreResult<ContainerSession> {
         platform: parse_at(r, 4, Platform::parse)?,
         region: get(r, 5)?,
         first_registered_at: time_at(r, 6)?,
+        run: get(r, 7)?,
+        stopped_at: opt_time_at(r, 8)?,
     })
 }
 

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+use marketmeter_domain::audit::{AuditEvent, AuditFilter, AuditOutcome, AuditRecord};
 use marketmeter_domain::model::*;
 use marketmeter_domain::store::*;
 use marketmeter_wire::{EpochTime, Quantity};
@@ -47,11 +48,15 @@ macro_rules! conformance_tests {
             meter_usage_tokens(store),
             single_use_token_race(arc),
             container_session_first_wins(arc),
+            container_runs_stop_and_restart(store),
             concurrent_overlapping_batches(arc),
             concurrent_client_tokens(arc),
             reset_clears_metering_state(store),
             usage_groups_aggregate(store),
             rollup_reports_equal_the_records(store),
+            audit_append_and_query(store),
+            audit_commits_with_its_change(store),
+            reset_keeps_the_audit_trail(store),
         );
     };
     (@cases $mode:ident $fresh:path; $($case:ident($kind:ident)),* $(,)?) => {$(
@@ -75,6 +80,11 @@ macro_rules! conformance_tests {
 }
 
 // ------------------------------------------------------------------ fixtures
+
+/// An audit event for writes whose audit is not what the case checks.
+pub fn ev() -> AuditEvent {
+    AuditEvent::arrived(at(1_700_000_000, 0), "req-test".into())
+}
 
 /// Instants with microsecond precision (what every backend keeps).
 pub fn at(secs: i64, micros: i64) -> OffsetDateTime {
@@ -245,7 +255,9 @@ pub fn session(resource: &str, customer: &str, t: OffsetDateTime) -> ContainerSe
         customer_account: customer.into(),
         platform: Platform::Eks,
         region: "us-east-1".into(),
+        run: 1,
         first_registered_at: t,
+        stopped_at: None,
     }
 }
 
@@ -450,7 +462,7 @@ pub async fn catalog_round_trips(s: &dyn Store) {
     assert_eq!(s.registration_token("tok-none").await.unwrap(), None);
 
     let cs = session("pod-1", "222222222222", at(1_700_000_000, 11));
-    assert_eq!(s.register_container_session(&cs).await.unwrap(), cs);
+    assert_eq!(s.register_container_session(&cs, ev()).await.unwrap(), cs);
     assert_eq!(
         s.container_session("prod-c", "pod-1").await.unwrap(),
         Some(cs)
@@ -638,7 +650,7 @@ pub async fn catalog_listings_and_removals(s: &dyn Store) {
         1,
         q(1),
     );
-    s.commit_usage(vec![r]).await.unwrap();
+    s.commit_usage(vec![r], ev()).await.unwrap();
     s.upsert_agreement(&Agreement {
         product_code: "prod-a".into(),
         ..a2.clone()
@@ -747,7 +759,7 @@ pub async fn dedup_outcomes(s: &dyn Store) {
     let who = legacy("prod-a", "cust-1");
     let first = row("id-1", SELLER, who.clone(), "users", 100, q(17));
     assert_eq!(
-        s.commit_usage(vec![first.clone()]).await.unwrap(),
+        s.commit_usage(vec![first.clone()], ev()).await.unwrap(),
         vec![stored("id-1")]
     );
 
@@ -762,7 +774,7 @@ pub async fn dedup_outcomes(s: &dyn Store) {
     );
     let diff = row("id-3", SELLER, who.clone(), "users", 100, q(18));
     assert_eq!(
-        s.commit_usage(vec![same, diff]).await.unwrap(),
+        s.commit_usage(vec![same, diff], ev()).await.unwrap(),
         vec![retry("id-1"), duplicate("id-1")]
     );
 
@@ -771,7 +783,7 @@ pub async fn dedup_outcomes(s: &dyn Store) {
     let b2 = row("id-5", SELLER, who.clone(), "users", 101, q(5));
     let b3 = row("id-6", SELLER, who.clone(), "users", 101, q(6));
     assert_eq!(
-        s.commit_usage(vec![b1, b2, b3]).await.unwrap(),
+        s.commit_usage(vec![b1, b2, b3], ev()).await.unwrap(),
         vec![stored("id-4"), retry("id-4"), duplicate("id-4")]
     );
 
@@ -805,7 +817,7 @@ pub async fn dedup_outcomes(s: &dyn Store) {
         .iter()
         .map(|r| r.metering_record_id.clone())
         .collect();
-    let got = s.commit_usage(independent).await.unwrap();
+    let got = s.commit_usage(independent, ev()).await.unwrap();
     assert_eq!(got, ids.iter().map(|i| stored(i)).collect::<Vec<_>>());
 
     // The first row is what is stored, exactly.
@@ -816,7 +828,7 @@ pub async fn dedup_outcomes(s: &dyn Store) {
     let mut other_seller_key = first.key.clone();
     other_seller_key.seller_account = "000000000000".into();
     assert_eq!(s.usage_by_key(&other_seller_key).await.unwrap(), None);
-    assert!(s.commit_usage(vec![]).await.unwrap().is_empty());
+    assert!(s.commit_usage(vec![], ev()).await.unwrap().is_empty());
 }
 
 pub async fn usage_row_round_trip(s: &dyn Store) {
@@ -853,7 +865,7 @@ pub async fn usage_row_round_trip(s: &dyn Store) {
         },
     ];
     assert_eq!(
-        s.commit_usage(vec![r.clone()]).await.unwrap(),
+        s.commit_usage(vec![r.clone()], ev()).await.unwrap(),
         vec![stored("id-rt")]
     );
     assert_eq!(s.usage_by_key(&r.key).await.unwrap(), Some(r.clone()));
@@ -877,15 +889,18 @@ pub async fn usage_listing(s: &dyn Store) {
             q(1),
         ),
     ];
-    s.commit_usage(rows).await.unwrap();
-    s.commit_usage(vec![row(
-        "h1-c",
-        SELLER,
-        legacy("prod-a", "c3"),
-        "users",
-        1,
-        q(1),
-    )])
+    s.commit_usage(rows, ev()).await.unwrap();
+    s.commit_usage(
+        vec![row(
+            "h1-c",
+            SELLER,
+            legacy("prod-a", "c3"),
+            "users",
+            1,
+            q(1),
+        )],
+        ev(),
+    )
     .await
     .unwrap();
     let ids = |v: Vec<UsageRecordRow>| {
@@ -951,7 +966,7 @@ pub async fn default_listing_limit(s: &dyn Store) {
             )
         })
         .collect();
-    s.commit_usage(rows).await.unwrap();
+    s.commit_usage(rows, ev()).await.unwrap();
     assert_eq!(
         s.usage_records(&UsageFilter::default())
             .await
@@ -991,13 +1006,13 @@ pub fn workload_row(id: &str, hour: i64, qty: Quantity) -> UsageRecordRow {
 pub async fn meter_usage_tokens(s: &dyn Store) {
     // No token: plain dedup.
     assert_eq!(
-        s.commit_meter_usage(None, workload_row("m-0", 10, q(1)))
+        s.commit_meter_usage(None, workload_row("m-0", 10, q(1)), ev())
             .await
             .unwrap(),
         MeterOutcome::Usage(stored("m-0"))
     );
     assert_eq!(
-        s.commit_meter_usage(None, workload_row("m-0b", 10, q(1)))
+        s.commit_meter_usage(None, workload_row("m-0b", 10, q(1)), ev())
             .await
             .unwrap(),
         MeterOutcome::Usage(retry("m-0"))
@@ -1005,9 +1020,13 @@ pub async fn meter_usage_tokens(s: &dyn Store) {
 
     // First use of a token stores the row and the token.
     assert_eq!(
-        s.commit_meter_usage(Some(claim("tok-a", "fp-1")), workload_row("m-1", 11, q(2)))
-            .await
-            .unwrap(),
+        s.commit_meter_usage(
+            Some(claim("tok-a", "fp-1")),
+            workload_row("m-1", 11, q(2)),
+            ev()
+        )
+        .await
+        .unwrap(),
         MeterOutcome::Usage(stored("m-1"))
     );
     assert_eq!(
@@ -1016,9 +1035,13 @@ pub async fn meter_usage_tokens(s: &dyn Store) {
     );
     // Same token, same parameters: the earlier record, even if the new row would differ.
     assert_eq!(
-        s.commit_meter_usage(Some(claim("tok-a", "fp-1")), workload_row("m-2", 12, q(3)))
-            .await
-            .unwrap(),
+        s.commit_meter_usage(
+            Some(claim("tok-a", "fp-1")),
+            workload_row("m-2", 12, q(3)),
+            ev()
+        )
+        .await
+        .unwrap(),
         MeterOutcome::TokenReplay {
             metering_record_id: "m-1".into()
         }
@@ -1031,16 +1054,20 @@ pub async fn meter_usage_tokens(s: &dyn Store) {
     );
     // Same token, other parameters.
     assert_eq!(
-        s.commit_meter_usage(Some(claim("tok-a", "fp-2")), workload_row("m-3", 13, q(3)))
-            .await
-            .unwrap(),
+        s.commit_meter_usage(
+            Some(claim("tok-a", "fp-2")),
+            workload_row("m-3", 13, q(3)),
+            ev()
+        )
+        .await
+        .unwrap(),
         MeterOutcome::TokenConflict
     );
     // Tokens are scoped to the caller.
     let mut other_caller = claim("tok-a", "fp-9");
     other_caller.caller_account = "333333333333".into();
     assert_eq!(
-        s.commit_meter_usage(Some(other_caller), workload_row("m-4", 14, q(1)))
+        s.commit_meter_usage(Some(other_caller), workload_row("m-4", 14, q(1)), ev())
             .await
             .unwrap(),
         MeterOutcome::Usage(stored("m-4"))
@@ -1048,17 +1075,25 @@ pub async fn meter_usage_tokens(s: &dyn Store) {
 
     // A duplicate is refused and its token stays unrecorded.
     assert_eq!(
-        s.commit_meter_usage(Some(claim("tok-b", "fp-1")), workload_row("m-5", 11, q(99)))
-            .await
-            .unwrap(),
+        s.commit_meter_usage(
+            Some(claim("tok-b", "fp-1")),
+            workload_row("m-5", 11, q(99)),
+            ev()
+        )
+        .await
+        .unwrap(),
         MeterOutcome::Usage(duplicate("m-1"))
     );
     assert_eq!(s.client_token("222222222222", "tok-b").await.unwrap(), None);
     // An identical retry under a fresh token records the token with the existing id.
     assert_eq!(
-        s.commit_meter_usage(Some(claim("tok-c", "fp-1")), workload_row("m-6", 11, q(2)))
-            .await
-            .unwrap(),
+        s.commit_meter_usage(
+            Some(claim("tok-c", "fp-1")),
+            workload_row("m-6", 11, q(2)),
+            ev()
+        )
+        .await
+        .unwrap(),
         MeterOutcome::Usage(retry("m-1"))
     );
     assert_eq!(
@@ -1077,7 +1112,7 @@ pub async fn single_use_token_race(s: Arc<dyn Store>) {
     for i in 0..32 {
         let s = s.clone();
         tasks.spawn(async move {
-            s.consume_registration_token("race", at(1_700_000_000 + i, 0))
+            s.consume_registration_token("race", at(1_700_000_000 + i, 0), ev())
                 .await
                 .unwrap()
         });
@@ -1092,11 +1127,11 @@ pub async fn single_use_token_race(s: Arc<dyn Store>) {
         .used_at
         .is_some());
     assert!(!s
-        .consume_registration_token("race", at(1_800_000_000, 0))
+        .consume_registration_token("race", at(1_800_000_000, 0), ev())
         .await
         .unwrap());
     assert!(!s
-        .consume_registration_token("missing", at(1_800_000_000, 0))
+        .consume_registration_token("missing", at(1_800_000_000, 0), ev())
         .await
         .unwrap());
 }
@@ -1107,7 +1142,7 @@ pub async fn container_session_first_wins(s: Arc<dyn Store>) {
         let s = s.clone();
         tasks.spawn(async move {
             let mine = session("pod-race", &format!("cust-{i}"), at(1_700_000_000 + i, 0));
-            s.register_container_session(&mine).await.unwrap()
+            s.register_container_session(&mine, ev()).await.unwrap()
         });
     }
     let results = tasks.join_all().await;
@@ -1122,7 +1157,147 @@ pub async fn container_session_first_wins(s: Arc<dyn Store>) {
     );
     // A later registration with other details does not replace it.
     let late = session("pod-race", "late", at(1_900_000_000, 0));
-    assert_eq!(s.register_container_session(&late).await.unwrap(), winner);
+    assert_eq!(
+        s.register_container_session(&late, ev()).await.unwrap(),
+        winner
+    );
+
+    // Once stopped, racing registrations start exactly one next run.
+    let stop = at(1_900_000_000, 0);
+    assert!(s
+        .stop_container_session("prod-c", "pod-race", stop)
+        .await
+        .unwrap()
+        .is_some());
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..24 {
+        let s = s.clone();
+        tasks.spawn(async move {
+            let mine = session("pod-race", &format!("again-{i}"), at(1_900_000_100 + i, 0));
+            s.register_container_session(&mine, ev()).await.unwrap()
+        });
+    }
+    let results = tasks.join_all().await;
+    let second = s
+        .container_session("prod-c", "pod-race")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(second.run, 2);
+    assert!(results.iter().all(|r| *r == second));
+    let all = s
+        .list_container_sessions(&ContainerFilter {
+            resource_id: Some("pod-race".into()),
+            ..ContainerFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 2, "{all:?}");
+}
+
+/// Runs are stopped once, not before their start; a registration after a stop starts the
+/// next run; listings filter by product, customer, resource, state and time, in start order.
+pub async fn container_runs_stop_and_restart(s: &dyn Store) {
+    let t0 = at(1_700_000_000, 7);
+    let first = s
+        .register_container_session(&session("task-1", "222222222222", t0), ev())
+        .await
+        .unwrap();
+    assert_eq!((first.run, first.stopped_at), (1, None));
+    // Not before the start; at the start is fine; only once.
+    let before = t0 - Duration::microseconds(1);
+    assert_eq!(
+        s.stop_container_session("prod-c", "task-1", before)
+            .await
+            .unwrap(),
+        None
+    );
+    let stopped = s
+        .stop_container_session("prod-c", "task-1", t0)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stopped.stopped_at, Some(t0));
+    assert_eq!(stopped.run, 1);
+    assert_eq!(
+        s.stop_container_session("prod-c", "task-1", at(1_700_000_100, 0))
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(s.container_session("prod-c", "task-1").await.unwrap(), None);
+    assert_eq!(
+        s.stop_container_session("prod-c", "task-none", t0)
+            .await
+            .unwrap(),
+        None
+    );
+
+    // The next registration is run 2, with its own details.
+    let t1 = at(1_700_003_600, 0);
+    let second = s
+        .register_container_session(&session("task-1", "333333333333", t1), ev())
+        .await
+        .unwrap();
+    assert_eq!(second.run, 2);
+    assert_eq!(second.first_registered_at, t1);
+    assert_eq!(second.customer_account, "333333333333");
+    assert_eq!(
+        s.container_session("prod-c", "task-1").await.unwrap(),
+        Some(second.clone())
+    );
+    let mut other = session("task-2", "222222222222", at(1_700_001_800, 0));
+    other.product_code = "prod-d".into();
+    let other = s.register_container_session(&other, ev()).await.unwrap();
+
+    let list = |f: ContainerFilter| async move { s.list_container_sessions(&f).await.unwrap() };
+    let all = list(ContainerFilter::default()).await;
+    assert_eq!(all, vec![stopped.clone(), other.clone(), second.clone()]);
+    let f = ContainerFilter {
+        product_code: Some("prod-c".into()),
+        ..ContainerFilter::default()
+    };
+    assert_eq!(list(f).await, vec![stopped.clone(), second.clone()]);
+    let f = ContainerFilter {
+        customer_account: Some("222222222222".into()),
+        ..ContainerFilter::default()
+    };
+    assert_eq!(list(f).await, vec![stopped.clone(), other.clone()]);
+    let f = ContainerFilter {
+        running: Some(false),
+        ..ContainerFilter::default()
+    };
+    assert_eq!(list(f).await, vec![stopped.clone()]);
+    let f = ContainerFilter {
+        running: Some(true),
+        seller_account: Some(SELLER.into()),
+        ..ContainerFilter::default()
+    };
+    assert_eq!(list(f).await, vec![other.clone(), second.clone()]);
+    let f = ContainerFilter {
+        seller_account: Some(OTHER_SELLER.into()),
+        ..ContainerFilter::default()
+    };
+    assert!(list(f).await.is_empty());
+    let f = ContainerFilter {
+        resource_id: Some("task-1".into()),
+        limit: Some(1),
+        ..ContainerFilter::default()
+    };
+    assert_eq!(list(f).await, vec![stopped.clone()]);
+    // Time windows (reports): started before t1, and running or stopped at or after t0 + 1 µs.
+    let f = ContainerFilter {
+        started_before: Some(t1),
+        stopped_since: Some(t0 + Duration::microseconds(1)),
+        ..ContainerFilter::default()
+    };
+    assert_eq!(list(f).await, vec![other.clone()]);
+    let f = ContainerFilter {
+        started_before: Some(t1 + Duration::microseconds(1)),
+        stopped_since: Some(t0),
+        ..ContainerFilter::default()
+    };
+    assert_eq!(list(f).await, vec![stopped, other, second]);
 }
 
 /// 50 tasks × 25 rows over 100 overlapping keys (each key's quantity fixed): exactly one row
@@ -1149,7 +1324,7 @@ pub async fn concurrent_overlapping_batches(s: Arc<dyn Store>) {
                 })
                 .collect();
             let keys: Vec<usize> = (0..ROWS).map(|i| (t * 7 + i * 3) % KEYS).collect();
-            let out = s.commit_usage(rows).await.unwrap();
+            let out = s.commit_usage(rows, ev()).await.unwrap();
             keys.into_iter().zip(out).collect::<Vec<_>>()
         });
     }
@@ -1209,6 +1384,7 @@ pub async fn concurrent_client_tokens(s: Arc<dyn Store>) {
                 .commit_meter_usage(
                     Some(claim("tok-race", fp)),
                     workload_row(&format!("race-{i}"), hour, q(1)),
+                    ev(),
                 )
                 .await
                 .unwrap();
@@ -1259,17 +1435,21 @@ pub async fn reset_clears_metering_state(s: &dyn Store) {
     s.upsert_agreement(&a).await.unwrap();
     let legacy_row = row("r-1", SELLER, legacy("prod-a", "ci-1"), "users", 7, q(2));
     let other_seller = row("r-2", OTHER_SELLER, legacy("prod-z", "ci-9"), "gb", 7, q(1));
-    s.commit_usage(vec![legacy_row.clone(), other_seller.clone()])
+    s.commit_usage(vec![legacy_row.clone(), other_seller.clone()], ev())
         .await
         .unwrap();
-    s.commit_meter_usage(Some(claim("tok-a", "fp")), workload_row("m-1", 8, q(1)))
-        .await
-        .unwrap();
+    s.commit_meter_usage(
+        Some(claim("tok-a", "fp")),
+        workload_row("m-1", 8, q(1)),
+        ev(),
+    )
+    .await
+    .unwrap();
     s.insert_registration_token(&reg_token("reg-1", false))
         .await
         .unwrap();
     let t = at(1_700_000_000, 0);
-    s.register_container_session(&session("pod-1", "222222222222", t))
+    s.register_container_session(&session("pod-1", "222222222222", t), ev())
         .await
         .unwrap();
 
@@ -1307,7 +1487,7 @@ pub async fn reset_clears_metering_state(s: &dyn Store) {
     again.metering_record_id = "r-3".into();
     again.quantity = q(5);
     assert_eq!(
-        s.commit_usage(vec![again]).await.unwrap(),
+        s.commit_usage(vec![again], ev()).await.unwrap(),
         vec![stored("r-3")]
     );
     assert_eq!(s.reset_metering().await.unwrap().usage_records, 1);
@@ -1417,7 +1597,7 @@ pub async fn usage_groups_aggregate(s: &dyn Store) {
             q(1000),
         ),
     ];
-    s.commit_usage(rows).await.unwrap();
+    s.commit_usage(rows, ev()).await.unwrap();
     let base = GroupQuery {
         seller_account: Some(SELLER.into()),
         product_code: Some("prod-a".into()),
@@ -1607,13 +1787,13 @@ pub async fn rollup_reports_equal_the_records(s: &dyn Store) {
     let mut duplicate = rows[4].clone();
     duplicate.metering_record_id = "r-dup".into();
     duplicate.quantity = q(999);
-    let outcomes = s.commit_usage(rows.clone()).await.unwrap();
+    let outcomes = s.commit_usage(rows.clone(), ev()).await.unwrap();
     let stored = outcomes
         .iter()
         .filter(|o| matches!(o, UsageOutcome::Stored { .. }))
         .count();
     assert!(stored > 50, "the case stores many records ({stored})");
-    s.commit_usage(vec![retry, duplicate]).await.unwrap();
+    s.commit_usage(vec![retry, duplicate], ev()).await.unwrap();
 
     let queries = |from: i64, to: i64| {
         let base = GroupQuery {
@@ -1658,10 +1838,265 @@ pub async fn rollup_reports_equal_the_records(s: &dyn Store) {
     for q in queries(0, day * 2) {
         assert!(s.usage_groups(&q).await.unwrap().is_empty(), "{q:?}");
     }
-    s.commit_usage(rows[..10].to_vec()).await.unwrap();
+    s.commit_usage(rows[..10].to_vec(), ev()).await.unwrap();
     for q in queries(0, day * 2) {
         let want = groups_from_records(s, &q).await;
         assert!(!want.is_empty());
         assert_eq!(sorted(s.usage_groups(&q).await.unwrap()), want, "{q:?}");
     }
+}
+
+// ------------------------------------------------------------------ audit trail
+
+/// A complete event (every optional field set) at `secs`.
+pub fn event(op: &str, account: Option<&str>, secs: i64, request_id: &str) -> AuditEvent {
+    AuditEvent {
+        time: at(secs, 123_456),
+        operation: op.into(),
+        account: account.map(str::to_string),
+        access_key_id: Some("AKIATEST".into()),
+        source_ip: Some("127.0.0.1".into()),
+        user_agent: Some("aws-sdk-rust/1 \"quoted\", comma".into()),
+        region: Some("us-east-1".into()),
+        request_id: request_id.into(),
+        request_parameters: Some(r#"{"ProductCode":"prod-a"}"#.into()),
+        outcome: AuditOutcome::Success,
+        error_code: None,
+    }
+}
+
+fn ids(records: &[AuditRecord]) -> Vec<&str> {
+    records
+        .iter()
+        .map(|r| r.event.request_id.as_str())
+        .collect()
+}
+
+async fn audit_all(s: &dyn Store) -> Vec<AuditRecord> {
+    s.audit_events(&AuditFilter {
+        limit: Some(1000),
+        ..Default::default()
+    })
+    .await
+    .unwrap()
+}
+
+/// Appended events come back whole, in order, narrowed by every filter, and page by cursor.
+pub async fn audit_append_and_query(s: &dyn Store) {
+    assert!(audit_all(s).await.is_empty());
+    let t = 1_700_000_000;
+    let mut bare = AuditEvent::arrived(at(t + 30, 0), "r5".into());
+    bare = bare.failed(marketmeter_wire::ErrorCode::UnrecognizedClient);
+    let events = [
+        event("BatchMeterUsage", Some("111111111111"), t, "r1"),
+        event("MeterUsage", Some("222222222222"), t + 10, "r2"),
+        AuditEvent {
+            outcome: AuditOutcome::Partial,
+            ..event("BatchMeterUsage", Some("222222222222"), t + 20, "r3")
+        },
+        event("ResolveCustomer", None, t + 25, "r4"),
+        bare.clone(),
+    ];
+    for e in &events {
+        s.append_audit(e.clone()).await.unwrap();
+    }
+    let all = audit_all(s).await;
+    assert_eq!(ids(&all), ["r1", "r2", "r3", "r4", "r5"]);
+    assert!(all.windows(2).all(|w| w[0].seq < w[1].seq), "seq increases");
+    for (got, want) in all.iter().zip(&events) {
+        assert_eq!(&got.event, want, "round trip");
+    }
+    assert_eq!(
+        all[4].event.error_code.as_deref(),
+        Some("UnrecognizedClientException")
+    );
+
+    let q = |f: AuditFilter| async move {
+        ids(&s.audit_events(&f).await.unwrap())
+            .iter()
+            .map(|s| s.to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        q(AuditFilter {
+            operation: Some("BatchMeterUsage".into()),
+            ..Default::default()
+        })
+        .await,
+        ["r1", "r3"]
+    );
+    assert_eq!(
+        q(AuditFilter {
+            account: Some("222222222222".into()),
+            ..Default::default()
+        })
+        .await,
+        ["r2", "r3"]
+    );
+    assert_eq!(
+        q(AuditFilter {
+            operation: Some("MeterUsage".into()),
+            account: Some("222222222222".into()),
+            ..Default::default()
+        })
+        .await,
+        ["r2"]
+    );
+    // from inclusive, to exclusive (at microsecond precision).
+    assert_eq!(
+        q(AuditFilter {
+            from: Some(at(t + 10, 123_456)),
+            to: Some(at(t + 25, 123_456)),
+            ..Default::default()
+        })
+        .await,
+        ["r2", "r3"]
+    );
+    // Paging: the cursor is the last seq of the previous page.
+    let first = s
+        .audit_events(&AuditFilter {
+            limit: Some(2),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(ids(&first), ["r1", "r2"]);
+    let next = s
+        .audit_events(&AuditFilter {
+            limit: Some(2),
+            after: Some(first[1].seq),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(ids(&next), ["r3", "r4"]);
+    let last = s
+        .audit_events(&AuditFilter {
+            limit: Some(2),
+            after: Some(next[1].seq),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(ids(&last), ["r5"]);
+    assert_eq!(
+        q(AuditFilter {
+            operation: Some("RegisterUsage".into()),
+            ..Default::default()
+        })
+        .await,
+        Vec::<String>::new()
+    );
+}
+
+/// Each metering write records its event in its own transaction, settled by its result; a
+/// write that fails records nothing (its change and its event are undone together).
+pub async fn audit_commits_with_its_change(s: &dyn Store) {
+    let t = 1_700_000_000;
+    let ok = row("a-1", SELLER, legacy("prod-a", "c1"), "users", 1, q(1));
+    s.commit_usage(
+        vec![ok.clone()],
+        event("BatchMeterUsage", Some(SELLER), t, "batch"),
+    )
+    .await
+    .unwrap();
+
+    // A metering record id reused under another key: the write fails, nothing of it stays.
+    let clash = vec![
+        row("a-2", SELLER, legacy("prod-a", "c2"), "users", 1, q(1)),
+        row("a-1", SELLER, legacy("prod-a", "c3"), "users", 1, q(1)),
+    ];
+    let failed = s
+        .commit_usage(
+            clash.clone(),
+            event("BatchMeterUsage", Some(SELLER), t, "failed"),
+        )
+        .await;
+    assert!(failed.is_err(), "{failed:?}");
+    assert_eq!(s.usage_by_key(&clash[0].key).await.unwrap(), None);
+
+    // MeterUsage: stored, then a duplicate, then a conflicting client token.
+    let m = |id: &str, qty| workload_row(id, 20, q(qty));
+    let ev_m = |rid: &str| event("MeterUsage", Some("222222222222"), t, rid);
+    s.commit_meter_usage(Some(claim("tok-1", "fp-1")), m("m-1", 1), ev_m("m-stored"))
+        .await
+        .unwrap();
+    s.commit_meter_usage(None, m("m-2", 2), ev_m("m-dup"))
+        .await
+        .unwrap();
+    s.commit_meter_usage(
+        Some(claim("tok-1", "fp-2")),
+        m("m-3", 1),
+        ev_m("m-conflict"),
+    )
+    .await
+    .unwrap();
+    s.commit_meter_usage(Some(claim("tok-1", "fp-1")), m("m-4", 1), ev_m("m-replay"))
+        .await
+        .unwrap();
+
+    // A single-use token: consumed once, refused after.
+    s.insert_registration_token(&reg_token("once", true))
+        .await
+        .unwrap();
+    let ev_r = |rid: &str| event("ResolveCustomer", Some(SELLER), t, rid);
+    assert!(s
+        .consume_registration_token("once", at(t, 0), ev_r("resolved"))
+        .await
+        .unwrap());
+    assert!(!s
+        .consume_registration_token("once", at(t, 1), ev_r("used"))
+        .await
+        .unwrap());
+
+    s.register_container_session(
+        &session("pod-a", "222222222222", at(t, 0)),
+        event("RegisterUsage", Some("222222222222"), t, "registered"),
+    )
+    .await
+    .unwrap();
+
+    let all = audit_all(s).await;
+    let got: Vec<(&str, AuditOutcome, Option<&str>)> = all
+        .iter()
+        .map(|r| {
+            (
+                r.event.request_id.as_str(),
+                r.event.outcome,
+                r.event.error_code.as_deref(),
+            )
+        })
+        .collect();
+    use AuditOutcome::*;
+    assert_eq!(
+        got,
+        [
+            ("batch", Success, None),
+            ("m-stored", Success, None),
+            ("m-dup", Error, Some("DuplicateRequestException")),
+            ("m-conflict", Error, Some("IdempotencyConflictException")),
+            ("m-replay", Success, None),
+            ("resolved", Success, None),
+            ("used", Error, Some("InvalidTokenException")),
+            ("registered", Success, None),
+        ]
+    );
+}
+
+/// The test-control reset empties the metering tables and keeps the audit trail.
+pub async fn reset_keeps_the_audit_trail(s: &dyn Store) {
+    let r = row("k-1", SELLER, legacy("prod-a", "c1"), "users", 1, q(1));
+    s.commit_usage(
+        vec![r.clone()],
+        event("BatchMeterUsage", Some(SELLER), 1_700_000_000, "kept"),
+    )
+    .await
+    .unwrap();
+    s.append_audit(event("MeterUsage", None, 1_700_000_001, "kept-too"))
+        .await
+        .unwrap();
+    let counts = s.reset_metering().await.unwrap();
+    assert_eq!(counts.usage_records, 1);
+    assert_eq!(s.usage_by_key(&r.key).await.unwrap(), None);
+    assert_eq!(ids(&audit_all(s).await), ["kept", "kept-too"]);
 }
