@@ -21,29 +21,6 @@ const NOW: &str = "2026-06-15T12:30:00Z";
 const LATER: &str = "2026-06-15T13:30:00Z";
 const NOW_SECS: i64 = 1_781_526_600;
 
-fn admin(server: &Server, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into();
-    let url = format!("{}{path}", server.url);
-    let auth = format!("Bearer {ADMIN_TOKEN}");
-    let mut resp = match method {
-        "GET" => agent.get(&url).header("Authorization", &auth).call(),
-        "PUT" => agent
-            .put(&url)
-            .header("Authorization", &auth)
-            .send_json(body.unwrap_or(json!({}))),
-        _ => agent
-            .post(&url)
-            .header("Authorization", &auth)
-            .send_json(body.unwrap_or(json!({}))),
-    }
-    .unwrap();
-    let status = resp.status().as_u16();
-    (status, resp.body_mut().read_json().unwrap_or(Value::Null))
-}
-
 fn get_text(server: &Server, path: &str) -> String {
     ureq::get(&format!("{}{path}", server.url))
         .header("Authorization", &format!("Bearer {ADMIN_TOKEN}"))
@@ -76,7 +53,7 @@ fn events(server: &Server, query: &str) -> Vec<Value> {
         if let Some(c) = &cursor {
             path.push_str(&format!("&cursor={c}"));
         }
-        let (status, page) = admin(server, "GET", &path, None);
+        let (status, page) = server.admin_call("GET", &path, None);
         assert_eq!(status, 200, "{page}");
         all.extend(page["events"].as_array().unwrap().iter().cloned());
         match page["next_cursor"].as_str() {
@@ -122,12 +99,7 @@ fn assert_no_secret(what: &str, text: &str, token: &str) {
 #[tokio::test]
 async fn every_call_is_audited_once_and_secrets_never_are() {
     let server = Server::start(&["--clock", "manual"]);
-    let (status, _) = admin(
-        &server,
-        "PUT",
-        "/admin/v1/clock",
-        Some(json!({ "now": NOW })),
-    );
+    let (status, _) = server.admin_call("PUT", "/admin/v1/clock", Some(json!({ "now": NOW })));
     assert_eq!(status, 200);
     let seller = sdk_client(&server.url, SELLER, "us-east-1");
     let hour = NOW_SECS / 3600 * 3600;
@@ -158,8 +130,7 @@ async fn every_call_is_audited_once_and_secrets_never_are() {
     );
 
     // 2. A partial one: an injected fault sends every record back unprocessed.
-    let (status, _) = admin(
-        &server,
+    let (status, _) = server.admin_call(
         "POST",
         "/admin/v1/faults",
         Some(json!({"operation": "BatchMeterUsage", "kind": "unprocessed", "count": 1})),
@@ -259,8 +230,7 @@ async fn every_call_is_audited_once_and_secrets_never_are() {
     );
 
     // The clock moves on: the calls below are an hour later.
-    let (status, _) = admin(
-        &server,
+    let (status, _) = server.admin_call(
         "POST",
         "/admin/v1/clock/advance",
         Some(json!({"seconds": 3600})),
@@ -305,8 +275,7 @@ async fn every_call_is_audited_once_and_secrets_never_are() {
     );
 
     // 7. An injected throttle.
-    let (status, _) = admin(
-        &server,
+    let (status, _) = server.admin_call(
         "POST",
         "/admin/v1/faults",
         Some(json!({"operation": "MeterUsage", "kind": "throttling", "count": 1})),
@@ -327,8 +296,7 @@ async fn every_call_is_audited_once_and_secrets_never_are() {
     );
 
     // 8. ResolveCustomer of a fresh registration token.
-    let (status, minted) = admin(
-        &server,
+    let (status, minted) = server.admin_call(
         "POST",
         "/admin/v1/registration-tokens",
         Some(json!({"product_code": "e2e-saas", "customer_aws_account_id": "444455556666"})),
@@ -419,7 +387,7 @@ async fn every_call_is_audited_once_and_secrets_never_are() {
         ("?cursor=abc", "cursor"),
         ("?colour=red", "colour"),
     ] {
-        let (status, body) = admin(&server, "GET", &format!("/admin/v1/audit{query}"), None);
+        let (status, body) = server.admin_call("GET", &format!("/admin/v1/audit{query}"), None);
         assert_eq!(status, 400, "{query}");
         assert!(
             body["error"]["message"].as_str().unwrap().contains(field),
@@ -507,7 +475,7 @@ async fn every_call_is_audited_once_and_secrets_never_are() {
     }
 
     // A reset clears metering state and keeps the trail.
-    let (status, _) = admin(&server, "POST", "/admin/v1/reset", None);
+    let (status, _) = server.admin_call("POST", "/admin/v1/reset", None);
     assert_eq!(status, 200);
     assert!(server.usage_records("e2e-saas").is_empty());
     assert_eq!(events(&server, "").len(), expected.len());
@@ -521,12 +489,7 @@ const NOW_SECS_PLUS_1: &str = "2026-06-15T12:30:01Z";
 #[tokio::test]
 async fn registrations_dry_runs_and_unknown_operations_are_audited() {
     let server = Server::start(&["--clock", "manual"]);
-    let (status, _) = admin(
-        &server,
-        "PUT",
-        "/admin/v1/clock",
-        Some(json!({ "now": NOW })),
-    );
+    let (status, _) = server.admin_call("PUT", "/admin/v1/clock", Some(json!({ "now": NOW })));
     assert_eq!(status, 200);
     let ecs = sdk_client(
         &server.url,

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{cli, sdk_client, Server, ADMIN_TOKEN, BUYER_EC2};
+use common::{cli, sdk_client, Server, BUYER_EC2};
 use serde_json::{json, Value};
 
 const PRODUCT: &str = "e2e-container";
@@ -28,34 +28,8 @@ fn admin(server: &Server, args: &[&str]) -> Value {
     serde_json::from_str(&ok(cli(server, "admin", args))).unwrap()
 }
 
-/// A raw admin call: (status, JSON body), errors included.
-fn call(server: &Server, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into();
-    let url = format!("{}{path}", server.url);
-    let auth = format!("Bearer {ADMIN_TOKEN}");
-    let mut resp = match (method, body) {
-        ("GET", None) => agent.get(&url).header("Authorization", &auth).call(),
-        ("POST", Some(b)) => agent
-            .post(&url)
-            .header("Authorization", &auth)
-            .send_json(&b),
-        ("PUT", Some(b)) => agent.put(&url).header("Authorization", &auth).send_json(&b),
-        _ => unreachable!(),
-    }
-    .unwrap();
-    (resp.status().as_u16(), resp.body_mut().read_json().unwrap())
-}
-
 fn set_clock(server: &Server, now: &str) {
-    let (status, body) = call(
-        server,
-        "PUT",
-        "/admin/v1/clock",
-        Some(json!({ "now": now })),
-    );
+    let (status, body) = server.admin_call("PUT", "/admin/v1/clock", Some(json!({ "now": now })));
     assert_eq!(status, 200, "{body}");
 }
 
@@ -159,8 +133,7 @@ async fn registered_workloads_are_metered_hourly_until_stopped() {
 
     // The pod through the admin API, 30 s after its start: billed the one-minute minimum.
     let stop = |resource: &str, at: Option<&str>| {
-        call(
-            &server,
+        server.admin_call(
             "POST",
             "/admin/v1/container-sessions/stop",
             Some(json!({"product_code": PRODUCT, "resource_id": resource, "at": at})),
@@ -189,8 +162,7 @@ async fn registered_workloads_are_metered_hourly_until_stopped() {
     assert_eq!(body["error"]["code"], "NotFound");
     let (status, _) = stop(ECS_TASK, None);
     assert_eq!(status, 404);
-    let (status, body) = call(
-        &server,
+    let (status, body) = server.admin_call(
         "POST",
         "/admin/v1/container-sessions/stop",
         Some(json!({"product_code": "no-such", "resource_id": ECS_TASK})),
@@ -200,8 +172,7 @@ async fn registered_workloads_are_metered_hourly_until_stopped() {
         .as_str()
         .unwrap()
         .contains("does not exist"));
-    let (status, body) = call(
-        &server,
+    let (status, body) = server.admin_call(
         "POST",
         "/admin/v1/container-sessions/stop",
         Some(json!({"product_code": PRODUCT})),
@@ -239,8 +210,7 @@ async fn registered_workloads_are_metered_hourly_until_stopped() {
     assert_eq!(running[0]["run"], 2);
     assert_eq!(running[0]["stopped_at"], Value::Null);
     assert_eq!(running[0]["billed_hours"], "0.75");
-    let (status, all) = call(
-        &server,
+    let (status, all) = server.admin_call(
         "GET",
         &format!(
             "/admin/v1/container-sessions?product_code={PRODUCT}&customer_aws_account_id={BUYER}"
@@ -268,19 +238,14 @@ async fn registered_workloads_are_metered_hourly_until_stopped() {
             (ECS_TASK, 2, "running")
         ]
     );
-    let (status, none) = call(
-        &server,
+    let (status, none) = server.admin_call(
         "GET",
         "/admin/v1/container-sessions?customer_aws_account_id=777766665555",
         None,
     );
     assert_eq!((status, none), (200, json!({"sessions": []})));
-    let (status, body) = call(
-        &server,
-        "GET",
-        "/admin/v1/container-sessions?state=paused",
-        None,
-    );
+    let (status, body) =
+        server.admin_call("GET", "/admin/v1/container-sessions?state=paused", None);
     assert_eq!(status, 400);
     assert!(body["error"]["message"].as_str().unwrap().contains("state"));
 

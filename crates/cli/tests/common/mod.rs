@@ -143,6 +143,44 @@ impl Server {
         }
     }
 
+    /// A raw admin call: (status, JSON body or null), error statuses included. `body` is sent
+    /// as JSON with PUT and POST (an empty object when `None`).
+    pub fn admin_call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let url = format!("{}{path}", self.url);
+        let auth = format!("Bearer {ADMIN_TOKEN}");
+        let body = body.unwrap_or_else(|| serde_json::json!({}));
+        let mut resp = match method {
+            "GET" => agent.get(&url).header("Authorization", &auth).call(),
+            "DELETE" => agent.delete(&url).header("Authorization", &auth).call(),
+            "PUT" => agent
+                .put(&url)
+                .header("Authorization", &auth)
+                .send_json(&body),
+            "POST" => agent
+                .post(&url)
+                .header("Authorization", &auth)
+                .send_json(&body),
+            other => panic!("admin_call: unsupported method {other}"),
+        }
+        .unwrap();
+        let status = resp.status().as_u16();
+        (
+            status,
+            resp.body_mut()
+                .read_json()
+                .unwrap_or(serde_json::Value::Null),
+        )
+    }
+
     pub fn admin_get(&self, path: &str) -> serde_json::Value {
         let mut resp = ureq::get(&format!("{}{}", self.url, path))
             .header("Authorization", &format!("Bearer {ADMIN_TOKEN}"))
