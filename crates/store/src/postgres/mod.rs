@@ -541,21 +541,15 @@ impl Store for PgStore {
         event: AuditEvent,
     ) -> StoreResult<Vec<UsageOutcome>> {
         let started = std::time::Instant::now();
-        let mut c = self.client().await?;
-        self.count(1);
-        let tx = c.transaction().await.map_err(pg_err)?;
-        let db = self.db(&tx);
-        // The event's INSERT is pipelined beside the usage statements on the same connection:
-        // one more statement, no extra round trip.
-        let out = tokio::try_join!(write::offer_usage(&db, &rows), audit::insert(&db, &event))
-            .map(|(out, ())| out);
-        let out = match out {
-            Ok(out) => {
-                self.count(1);
-                tx.commit().await.map_err(pg_err).map(|()| out)
-            }
-            Err(e) => Err(e),
-        };
+        if rows.is_empty() {
+            // Nothing to offer: the event alone (there is no usage statement to carry it).
+            let c = self.client().await?;
+            audit::insert(&self.db(&c), &event).await?;
+            return Ok(Vec::new());
+        }
+        let c = self.client().await?;
+        // Records and event in one autocommitted statement: one round trip, no BEGIN/COMMIT.
+        let out = write::commit_batch(&self.db(&c), &rows, &event).await;
         self.observe(started, out.is_ok());
         out
     }

@@ -1,9 +1,14 @@
 //! The usage write path: a whole batch in a fixed number of statements, whatever its size.
 //!
 //! 1. One `INSERT ... SELECT FROM UNNEST(arrays) ... ON CONFLICT (dedup key) DO NOTHING
-//!    RETURNING key`: every row of the batch is offered at once.
+//!    RETURNING key`: every row of the batch is offered at once. The batch's audit event is
+//!    inserted by the same statement (a data-modifying CTE), and the statement runs in
+//!    autocommit: records and event are durable together when its one round trip returns
+//!    ([`commit_batch`]).
 //! 2. One `SELECT` over `UNNEST(keys)` joined with `usage_records` for the keys that were not
-//!    inserted (skipped when every key was inserted).
+//!    inserted (skipped when every key was inserted). It runs after that commit, in its own
+//!    statement: a key is "not inserted" only when a committed row holds it (see below), and
+//!    a committed usage row is never changed.
 //! 3. Outcomes are computed in batch order in memory.
 //!
 //! Why READ COMMITTED is enough: when another transaction has inserted the same key and not yet
@@ -18,15 +23,20 @@
 //! Listing order ("insertion order") is kept anyway: the BIGSERIAL id is drawn in batch order
 //! before the sort.
 
+use super::audit::Bound;
 use super::rows::quantity_from;
 use super::Db;
+use crate::audit::audit_cols;
 use crate::rows::{allocations_json, quantity_sql, to_us};
 use deadpool_postgres::GenericClient;
+use marketmeter_domain::audit::AuditEvent;
 use marketmeter_domain::dedup::is_retry;
 use marketmeter_domain::model::*;
 use marketmeter_domain::store::{StoreError, StoreResult, UsageOutcome};
 use marketmeter_wire::Quantity;
 use std::collections::{HashMap, HashSet};
+use std::sync::LazyLock;
+use tokio_postgres::types::ToSql;
 
 /// (seller, kind, a, b, dimension, hour): the dedup key as stored.
 type Key = (String, String, String, String, String, i64);
@@ -43,6 +53,7 @@ fn key_of(r: &UsageRecordRow) -> Key {
     )
 }
 
+/// Offers the rows ($1..$18); see the module docs.
 const INSERT_BATCH: &str = "\
 INSERT INTO usage_records (id, metering_record_id, seller_account, identity_kind, identity_a, \
     identity_b, dimension, hour, product_code, customer_identifier, customer_aws_account_id, \
@@ -62,6 +73,17 @@ ORDER BY seller COLLATE \"C\", kind COLLATE \"C\", a COLLATE \"C\", b COLLATE \"
     dim COLLATE \"C\", hour, ord \
 ON CONFLICT (seller_account, identity_kind, identity_a, identity_b, dimension, hour) DO NOTHING \
 RETURNING seller_account, identity_kind, identity_a, identity_b, dimension, hour";
+
+/// [`INSERT_BATCH`] with the audit event's INSERT ($19..$29) as a data-modifying CTE: one
+/// statement, hence one transaction in autocommit.
+static INSERT_BATCH_AUDITED: LazyLock<String> = LazyLock::new(|| {
+    let values: Vec<String> = (19..=29).map(|i| format!("${i}")).collect();
+    format!(
+        "WITH audit AS (INSERT INTO audit_events ({}) VALUES ({})) {INSERT_BATCH}",
+        audit_cols!(),
+        values.join(", ")
+    )
+});
 
 const SELECT_EXISTING: &str = "\
 SELECT u.seller_account, u.identity_kind, u.identity_a, u.identity_b, u.dimension, u.hour, \
@@ -83,10 +105,30 @@ fn key_from_row(r: &tokio_postgres::Row) -> StoreResult<Key> {
     ))
 }
 
-/// Offers `rows` in order (see the module docs). Runs inside the caller's transaction.
+/// Offers `rows` in order and appends `event`, in ONE autocommitted statement (so `db` must not
+/// be inside a transaction): when it returns, records and event are committed together, or
+/// neither is. Then reads the rows of the keys that were already taken, if any.
+pub(crate) async fn commit_batch<C: GenericClient>(
+    db: &Db<'_, C>,
+    rows: &[UsageRecordRow],
+    event: &AuditEvent,
+) -> StoreResult<Vec<UsageOutcome>> {
+    offer(db, rows, Some(event)).await
+}
+
+/// Offers `rows` in order (see the module docs), without an event. Runs inside the caller's
+/// transaction.
 pub(crate) async fn offer_usage<C: GenericClient>(
     db: &Db<'_, C>,
     rows: &[UsageRecordRow],
+) -> StoreResult<Vec<UsageOutcome>> {
+    offer(db, rows, None).await
+}
+
+async fn offer<C: GenericClient>(
+    db: &Db<'_, C>,
+    rows: &[UsageRecordRow],
+    event: Option<&AuditEvent>,
 ) -> StoreResult<Vec<UsageOutcome>> {
     if rows.is_empty() {
         return Ok(Vec::new());
@@ -120,14 +162,20 @@ pub(crate) async fn offer_usage<C: GenericClient>(
         recv.push(to_us(r.received_at));
     }
     let (seller, kind, a, b, dim, hour) = columns(keys.iter());
+    let bound = event.map(Bound::new);
+    let mut params: Vec<&(dyn ToSql + Sync)> = vec![
+        &rid, &seller, &kind, &a, &b, &dim, &hour, &product, &ci, &caid, &arn, &res, &secs, &nanos,
+        &qty, &alloc, &op, &recv,
+    ];
+    let sql = match &bound {
+        Some(bound) => {
+            params.extend(bound.params());
+            INSERT_BATCH_AUDITED.as_str()
+        }
+        None => INSERT_BATCH,
+    };
     let inserted: HashSet<Key> = db
-        .query(
-            INSERT_BATCH,
-            &[
-                &rid, &seller, &kind, &a, &b, &dim, &hour, &product, &ci, &caid, &arn, &res, &secs,
-                &nanos, &qty, &alloc, &op, &recv,
-            ],
-        )
+        .query(sql, &params)
         .await?
         .iter()
         .map(key_from_row)
