@@ -590,7 +590,7 @@ impl Store for SqliteStore {
             rows::to_us(at),
         );
         self.writer
-            .call(move |c| write::stop_container_session(c, &p, &r, at))
+            .call_metering(move |c| write::stop_container_session(c, &p, &r, at))
             .await
     }
 
