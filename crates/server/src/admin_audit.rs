@@ -3,8 +3,8 @@
 //! memory). See docs/audit.md.
 
 use crate::admin::{authorize, bad_request, AdminFailure, AdminResult};
+use crate::streamed::{csv_line, streamed_body};
 use crate::AppState;
-use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
@@ -19,7 +19,6 @@ use serde_json::{json, Value};
 use std::sync::Arc;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
-use tokio::sync::mpsc;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -176,15 +175,14 @@ pub async fn export(
     }
     let mut f = filter(&p)?;
     f.limit = Some(MAX_AUDIT_PAGE);
-    let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(4);
+    let content_type = match format {
+        Format::JsonLines => "application/x-ndjson",
+        Format::Csv => "text/csv; charset=utf-8",
+    };
+    let (tx, response) = streamed_body(content_type);
     let store = state.metering.store().clone();
     tokio::spawn(async move {
-        if format == Format::Csv
-            && tx
-                .send(Ok(csv_line(COLUMNS.map(String::from))))
-                .await
-                .is_err()
-        {
+        if format == Format::Csv && tx.send(Ok(csv_line(COLUMNS))).await.is_err() {
             return;
         }
         loop {
@@ -220,14 +218,7 @@ pub async fn export(
             }
         }
     });
-    let content_type = match format {
-        Format::JsonLines => "application/x-ndjson",
-        Format::Csv => "text/csv; charset=utf-8",
-    };
-    let body = Body::from_stream(futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
-    }));
-    Ok(([(http::header::CONTENT_TYPE, content_type)], body).into_response())
+    Ok(response)
 }
 
 fn csv_cells(r: &AuditRecord) -> [String; 12] {
@@ -247,13 +238,4 @@ fn csv_cells(r: &AuditRecord) -> [String; 12] {
         e.outcome.as_str().to_string(),
         opt(&e.error_code),
     ]
-}
-
-/// One RFC 4180 line (quoting only where a value needs it).
-fn csv_line(cells: [String; 12]) -> Bytes {
-    let mut w = csv::Writer::from_writer(Vec::new());
-    if let Err(e) = w.write_record(&cells) {
-        tracing::error!(error = %e, "csv encoding failed");
-    }
-    Bytes::from(w.into_inner().unwrap_or_default())
 }

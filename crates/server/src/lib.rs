@@ -18,6 +18,7 @@ mod outbound;
 pub mod quotas;
 pub mod reports;
 pub mod response;
+mod streamed;
 
 pub use auth::AuthMode;
 pub use limits::Limits;

@@ -3,12 +3,11 @@
 //! [`marketmeter_domain::reports::run`]) so large ranges never sit in memory.
 
 use crate::admin::{authorize, bad_request, AdminResult};
+use crate::streamed::{csv_line, streamed_body};
 use crate::AppState;
-use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
-use axum::response::IntoResponse;
 use bytes::Bytes;
 use marketmeter_domain::reports::{GroupBy, Period, Report, ReportQuery, ReportRow, ReportTotals};
 use marketmeter_domain::windows::rfc3339;
@@ -17,7 +16,6 @@ use serde_json::{json, Map, Value};
 use std::sync::Arc;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
-use tokio::sync::mpsc;
 
 /// Longest range one report may cover.
 const MAX_RANGE_DAYS: i64 = 10 * 366;
@@ -104,7 +102,11 @@ pub async fn usage_report(
     // An unknown or malformed parameter is a JSON 400 like every other admin error.
     let Query(params) = params.map_err(|e| bad_request(e.body_text()))?;
     let (query, format) = parse(params)?;
-    let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(4);
+    let content_type = match format {
+        Format::Json => "application/json",
+        Format::Csv => "text/csv; charset=utf-8",
+    };
+    let (tx, response) = streamed_body(content_type);
     let store = state.metering.store().clone();
     let now = state.metering.clock().now();
     tokio::spawn(async move {
@@ -131,14 +133,7 @@ pub async fn usage_report(
         }
         let _ = tx.send(Ok(enc.tail(&report.totals()))).await;
     });
-    let content_type = match format {
-        Format::Json => "application/json",
-        Format::Csv => "text/csv; charset=utf-8",
-    };
-    let body = Body::from_stream(futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
-    }));
-    Ok(([(http::header::CONTENT_TYPE, content_type)], body).into_response())
+    Ok(response)
 }
 
 /// Writes the report's parts in one format.
@@ -251,14 +246,4 @@ fn cell(v: &Value) -> String {
         Value::String(s) => s.clone(),
         other => other.to_string(),
     }
-}
-
-/// One RFC 4180 line (quoting only where a value needs it).
-fn csv_line(cells: impl Iterator<Item = String>) -> Bytes {
-    let mut w = csv::Writer::from_writer(Vec::new());
-    let cells: Vec<String> = cells.collect();
-    if let Err(e) = w.write_record(&cells) {
-        tracing::error!(error = %e, "csv encoding failed");
-    }
-    Bytes::from(w.into_inner().unwrap_or_default())
 }
