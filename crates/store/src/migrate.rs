@@ -36,6 +36,10 @@ pub(crate) const SQLITE: &[Migration] = &[
         version: 5,
         sql: include_str!("../migrations/sqlite/0005_usage_hourly.sql"),
     },
+    Migration {
+        version: 6,
+        sql: include_str!("../migrations/sqlite/0006_report_index_by_customer.sql"),
+    },
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -66,7 +66,8 @@ pub(crate) fn usage_groups(c: &Connection, q: &GroupQuery) -> StoreResult<Vec<Us
             .map_err(db_err);
     }
     // Hour grain groups on the raw column, in the index's order (product_code, hour,
-    // dimension, customer columns): SQLite then aggregates while it reads, with no sort.
+    // customer columns, dimension; migration 0006): SQLite then aggregates while it reads,
+    // with no sort.
     let bucket = match q.grain {
         Grain::Hour => "u.hour",
         Grain::Day => "u.hour - (u.hour % 24)",
@@ -74,7 +75,7 @@ pub(crate) fn usage_groups(c: &Connection, q: &GroupQuery) -> StoreResult<Vec<Us
     let (customer, customer_cols) = if q.by_customer {
         (
             CUSTOMER,
-            ", u.customer_aws_account_id, u.customer_identifier",
+            " u.customer_aws_account_id, u.customer_identifier,",
         )
     } else {
         ("''", "")
@@ -84,7 +85,7 @@ pub(crate) fn usage_groups(c: &Connection, q: &GroupQuery) -> StoreResult<Vec<Us
             "SELECT {bucket}, u.product_code, {customer}, u.dimension, NULL, \
                     SUM(u.quantity), COUNT(*) \
              FROM usage_records u WHERE {filter} \
-             GROUP BY u.product_code, {bucket}, u.dimension{customer_cols}"
+             GROUP BY u.product_code, {bucket},{customer_cols} u.dimension"
         ),
         Some(key) => {
             p.push(Value::Text(key.clone()));

@@ -110,7 +110,7 @@ async fn persists_across_reopen() {
         .unwrap();
     assert_eq!(
         again.schema_version().await.unwrap(),
-        5,
+        6,
         "migrations are not re-applied"
     );
     assert_eq!(again.usage_by_key(&r.key).await.unwrap(), Some(r.clone()));
@@ -363,7 +363,7 @@ async fn in_memory_stores_are_private() {
     a.commit_usage(vec![r.clone()], ev()).await.unwrap();
     assert_eq!(a.usage_by_key(&r.key).await.unwrap(), Some(r.clone()));
     assert_eq!(b.usage_by_key(&r.key).await.unwrap(), None);
-    assert_eq!(a.schema_version().await.unwrap(), 5);
+    assert_eq!(a.schema_version().await.unwrap(), 6);
     assert_eq!(a.stats().commits, 1);
     a.ping().await.unwrap();
 }

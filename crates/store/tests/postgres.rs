@@ -63,7 +63,7 @@ impl Fixture for Pg {
     /// Ends every case: the store still answers and its schema is the current version.
     async fn check(self) {
         self.store.ping().await.unwrap();
-        assert_eq!(self.store.schema_version().await.unwrap(), 5);
+        assert_eq!(self.store.schema_version().await.unwrap(), 6);
     }
 }
 
@@ -447,7 +447,7 @@ async fn migrations_apply_once_under_concurrent_starts() {
     }
     let stores = tasks.join_all().await;
     for s in &stores {
-        assert_eq!(s.schema_version().await.unwrap(), 5);
+        assert_eq!(s.schema_version().await.unwrap(), 6);
         assert_eq!(s.migrate().await.unwrap(), 0);
     }
     let c = admin(&schema.url("mm_admin")).await.unwrap();
@@ -494,7 +494,7 @@ async fn a_missing_schema_is_created_once_under_concurrent_starts() {
         .filter(|n| *n > 0)
         .collect();
     let version = stores[0].schema_version().await.unwrap();
-    assert_eq!(version, 5);
+    assert_eq!(version, 6);
     assert_eq!(
         applied,
         [migration_files()],
@@ -842,7 +842,7 @@ async fn a_version_below_the_highest_is_applied_later() {
         .unwrap();
     let again = f.another_process().await;
     assert_eq!(again.migrations_applied(), 1);
-    assert_eq!(again.schema_version().await.unwrap(), 5);
+    assert_eq!(again.schema_version().await.unwrap(), 6);
     again
         .append_audit(event("MeterUsage", None, 1_700_000_000, "after"))
         .await

@@ -37,6 +37,10 @@ pub(crate) const POSTGRES: &[Migration] = &[
         version: 5,
         sql: include_str!("../../migrations/postgres/0005_usage_hourly.sql"),
     },
+    Migration {
+        version: 6,
+        sql: include_str!("../../migrations/postgres/0006_report_index_by_id.sql"),
+    },
 ];
 
 /// Advisory lock key taken while migrating ("mmmigrat" in ASCII).
