@@ -46,7 +46,7 @@ trap cleanup EXIT
 
 cargo build --release --locked --bin marketmeter >&2
 seed="$work/seed.toml"
-"$bin" bench seed --agreements 1000 --workloads 1000 --dimensions 250 >"$seed"
+"$bin" bench seed --agreements 4000 --workloads 1000 --dimensions 250 >"$seed"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 url="http://127.0.0.1:$port"
 # The month `bench fill` starts with (12 months ago), as RFC 3339.

@@ -31,7 +31,7 @@ cleanup() { [ -z "$server" ] || { kill "$server" 2>/dev/null || true; wait "$ser
 trap cleanup EXIT
 
 seed="$out/seed.toml"
-"$bin" bench seed --agreements 1000 --workloads 1000 --dimensions 250 >"$seed"
+"$bin" bench seed --agreements 4000 --workloads 1000 --dimensions 250 >"$seed"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 url="http://127.0.0.1:$port"
 rm -f "$out"/db.sqlite3*

@@ -186,7 +186,7 @@ def render(work, args):
         "Ready = from spawning the process to the first 200 from its health URL (marketmeter: "
         "`/health/ready`, which asks the store; moto: `/moto-api/`), polled every 5 ms; once on an "
         "empty database without a seed (start-up alone, schema migrations included), once with the "
-        "benchmark seed (1,000 agreements, 1,001 keys) loaded. Memory from `/proc/PID/status` "
+        "benchmark seed (4,000 agreements, 1,001 keys) loaded. Memory from `/proc/PID/status` "
         "(`VmRSS`, `VmHWM`); idle = 1 s after ready with the seed loaded.",
         "",
         "### Issue 4 targets",
