@@ -886,7 +886,14 @@ impl Store for PgStore {
             .iter()
             .map(|p| p.as_ref() as &(dyn ToSql + Sync))
             .collect();
-        self.all(&sql, &refs, reports::group).await
+        let mut c = self.client().await?;
+        self.count(2);
+        let tx = c.transaction().await.map_err(pg_err)?;
+        tx.batch_execute(reports::WORK_MEM).await.map_err(pg_err)?;
+        let rows = self.db(&tx).query(&sql, &refs).await?;
+        self.count(1);
+        tx.commit().await.map_err(pg_err)?;
+        rows.iter().map(reports::group).collect()
     }
 
     async fn reset_metering(&self) -> StoreResult<ResetCounts> {

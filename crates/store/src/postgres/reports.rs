@@ -12,6 +12,13 @@ use tokio_postgres::Row;
 
 pub(crate) type Param = Box<dyn ToSql + Sync + Send>;
 
+/// Run before each report statement, in its transaction. A month by customer groups up to a
+/// month of records: with PostgreSQL's default 4 MB `work_mem` it sorted them on disk (an
+/// external merge, 0.8-0.9 s for 892,800 records in the benchmark), with 16 MB it hashes them
+/// in memory (0.45 s). 32 MB leaves room for larger months; beyond it, PostgreSQL spills to
+/// disk as before. `LOCAL`: only this transaction, not the pooled connection.
+pub(crate) const WORK_MEM: &str = "SET LOCAL work_mem = '32MB'";
+
 /// The buyer a report shows: the AWS account id, or the legacy CustomerIdentifier.
 const CUSTOMER: &str = "COALESCE(u.customer_aws_account_id, u.customer_identifier, '')";
 
