@@ -9,7 +9,10 @@
 # OUT/perf.data.
 #
 #   bash scripts/bench-profile.sh [--bin target/release/marketmeter] [--op batch|meter]
-#                                 [--out DIR] [--perf]
+#                                 [--out DIR] [--perf] [--postgres]
+#
+# --postgres: a fresh schema on DATABASE_URL (else postgres://postgres@127.0.0.1:5432/test),
+# dropped at the end, instead of a SQLite file.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,20 +20,27 @@ bin=target/release/marketmeter
 op=batch
 out=""
 perf=""
+postgres=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --bin) bin="$2"; shift 2 ;;
     --op) op="$2"; shift 2 ;;
     --out) out="$2"; shift 2 ;;
     --perf) perf=1; shift ;;
-    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+    --postgres) postgres=1; shift ;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
     *) echo "unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
 [ -n "$out" ] || out="$(mktemp -d)"
 mkdir -p "$out"
 server=""
-cleanup() { [ -z "$server" ] || { kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; }; }
+pg_base="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}"
+pg_schema="profile_$(date +%s)_$$"
+cleanup() {
+  [ -z "$server" ] || { kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; }
+  [ -z "$postgres" ] || psql -q "$pg_base" -c "DROP SCHEMA IF EXISTS $pg_schema CASCADE" >/dev/null 2>&1 || true
+}
 trap cleanup EXIT
 
 seed="$out/seed.toml"
@@ -38,7 +48,12 @@ seed="$out/seed.toml"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 url="http://127.0.0.1:$port"
 rm -f "$out"/db.sqlite3*
-"$bin" serve --listen "127.0.0.1:$port" --db "$out/db.sqlite3" --seed "$seed" --admin-token bench \
+db="$out/db.sqlite3"
+if [ -n "$postgres" ]; then
+  psql -q "$pg_base" -c "CREATE SCHEMA $pg_schema" >/dev/null
+  db="$pg_base?options=-c%20search_path%3D$pg_schema"
+fi
+"$bin" serve --listen "127.0.0.1:$port" --db "$db" --seed "$seed" --admin-token bench \
   >"$out/serve.out" 2>"$out/serve.err" &
 server=$!
 until curl -sf "$url/health/ready" >/dev/null; do sleep 0.1; done
