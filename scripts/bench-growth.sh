@@ -32,7 +32,7 @@ done
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 bin="$CARGO_TARGET_DIR/release/marketmeter"
-pg_base="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}"
+. scripts/bench-lib.sh
 pg_schema="growth_$(date +%s)_$$"
 work="$(mktemp -d)"
 server=""
@@ -46,8 +46,8 @@ trap cleanup EXIT
 
 cargo build --release --locked --bin marketmeter >&2
 seed="$work/seed.toml"
-"$bin" bench seed --agreements 4000 --workloads 1000 --dimensions 250 >"$seed"
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+"$bin" bench seed "${bench_seed_args[@]}" >"$seed"
+port=$(free_port)
 url="http://127.0.0.1:$port"
 # The month `bench fill` starts with (12 months ago), as RFC 3339.
 from=$(date -u -d "$(date -u +%Y-%m-01) -12 months" +%Y-%m-01T00:00:00Z)
@@ -103,7 +103,7 @@ for b in sqlite postgres; do
   [ "$backend" = both ] || [ "$backend" = "$b" ] || continue
   case "$b" in
     sqlite) db="$work/growth.sqlite3" ;;
-    postgres) db="$pg_base?options=-c%20search_path%3D$pg_schema" ;;
+    postgres) db="$(pg_url "$pg_schema")" ;;
   esac
   filled=0
   for size in $sizes; do

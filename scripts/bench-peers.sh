@@ -27,7 +27,7 @@ done
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 bin="$CARGO_TARGET_DIR/release/marketmeter"
-pg_base="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}"
+. scripts/bench-lib.sh
 pg_schema="bench_$(date +%s)_$$"
 pg_cold_schema="${pg_schema}_cold"
 work="$(mktemp -d)"
@@ -47,7 +47,6 @@ trap cleanup EXIT
 
 log() { printf '\n== %s\n' "$*" >&2; }
 now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 kib() { awk -v k="$2" '$1 == k":" {print $2}' "/proc/$1/status"; }
 # Every command that produced a number, for the document.
 commands="$work/commands"
@@ -110,20 +109,14 @@ stop() {
   kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true
 }
 
-# A world big enough that marketmeter does not run out of unique (customer, dimension, hour)
-# keys in a run, even in the first hours of a month, when only that month's few hours are
-# usable (4,000 customers x 250 dimensions = 1M keys per hour). The ceiling, ~1M records/s,
-# may still run out ("stopped by key-space"); its numbers cover the time it ran.
+# The world of scripts/bench-lib.sh; if the ceiling runs out of keys, its numbers cover the
+# time it ran.
 seed="$work/seed.toml"
-"$bin" bench seed --agreements 4000 --workloads 1000 --dimensions 250 >"$seed"
-record "$bin bench seed --agreements 4000 --workloads 1000 --dimensions 250 > seed.toml"
+"$bin" bench seed "${bench_seed_args[@]}" >"$seed"
+record "$bin bench seed ${bench_seed_args[*]} > seed.toml"
 
 loadavg_before=$(cut -d' ' -f1-3 /proc/loadavg)
 
-pg_url() {
-  case "$pg_base" in *\?*) printf '%s&' "$pg_base" ;; *) printf '%s?' "$pg_base" ;; esac
-  printf 'options=-c%%20search_path%%3D%s\n' "$1"
-}
 pg_up=no
 psql -q "$pg_base" -c 'select 1' >/dev/null 2>&1 && pg_up=yes
 

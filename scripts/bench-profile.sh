@@ -35,7 +35,7 @@ done
 [ -n "$out" ] || out="$(mktemp -d)"
 mkdir -p "$out"
 server=""
-pg_base="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}"
+. scripts/bench-lib.sh
 pg_schema="profile_$(date +%s)_$$"
 cleanup() {
   [ -z "$server" ] || { kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; }
@@ -44,14 +44,14 @@ cleanup() {
 trap cleanup EXIT
 
 seed="$out/seed.toml"
-"$bin" bench seed --agreements 4000 --workloads 1000 --dimensions 250 >"$seed"
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+"$bin" bench seed "${bench_seed_args[@]}" >"$seed"
+port=$(free_port)
 url="http://127.0.0.1:$port"
 rm -f "$out"/db.sqlite3*
 db="$out/db.sqlite3"
 if [ -n "$postgres" ]; then
   psql -q "$pg_base" -c "CREATE SCHEMA $pg_schema" >/dev/null
-  db="$pg_base?options=-c%20search_path%3D$pg_schema"
+  db="$(pg_url "$pg_schema")"
 fi
 "$bin" serve --listen "127.0.0.1:$port" --db "$db" --seed "$seed" --admin-token bench \
   >"$out/serve.out" 2>"$out/serve.err" &
