@@ -31,7 +31,7 @@ fn migrates_then_is_up_to_date(db: &Db, backend: &str) {
         .and_then(|s| s.rsplit_once("(schema version "))
         .map(|(_, v)| v.to_string())
         .unwrap_or_else(|| panic!("{first}"));
-    let count = migration_files(backend);
+    let count = marketmeter_testpg::migration_files(backend);
     let plural = if count == 1 { "" } else { "s" };
     assert!(
         first.contains(&format!("applied {count} migration{plural} (")),
@@ -42,23 +42,6 @@ fn migrates_then_is_up_to_date(db: &Db, backend: &str) {
         again.contains(&format!("schema is up to date (version {version})")),
         "{again}"
     );
-}
-
-/// The migrations this build carries for `backend` (versions need not be contiguous).
-fn migration_files(backend: &str) -> usize {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../store/migrations")
-        .join(backend);
-    std::fs::read_dir(dir)
-        .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .path()
-                .extension()
-                .is_some_and(|x| x == "sql")
-        })
-        .count()
 }
 
 #[test]

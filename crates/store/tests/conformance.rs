@@ -8,7 +8,7 @@ use marketmeter_domain::model::*;
 use marketmeter_domain::store::*;
 use marketmeter_store::{SqliteOptions, SqliteStore};
 use r2d2_sqlite::rusqlite::Connection;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use suite::*;
 
@@ -131,9 +131,7 @@ async fn persists_across_reopen() {
     let versions: i64 = raw
         .query_row("SELECT COUNT(*) FROM schema_migrations", [], |r| r.get(0))
         .unwrap();
-    let files = std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/sqlite"))
-        .unwrap()
-        .count() as i64;
+    let files = marketmeter_testpg::migration_files("sqlite") as i64;
     assert_eq!(versions, files, "one row per schema version");
     assert!(again.integrity_check().await.unwrap());
 }

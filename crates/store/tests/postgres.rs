@@ -458,7 +458,7 @@ async fn migrations_apply_once_under_concurrent_starts() {
         .get(0);
     assert_eq!(
         n as usize,
-        migration_files(),
+        marketmeter_testpg::migration_files("postgres"),
         "one row per schema version, applied once"
     );
     c.batch_execute("INSERT INTO schema_migrations (version, applied_us) VALUES (999, 0)")
@@ -497,7 +497,7 @@ async fn a_missing_schema_is_created_once_under_concurrent_starts() {
     assert_eq!(version, 6);
     assert_eq!(
         applied,
-        [migration_files()],
+        [marketmeter_testpg::migration_files("postgres")],
         "one start applied every migration, once"
     );
     let c = admin(base).await.unwrap();
@@ -626,21 +626,6 @@ async fn connect_errors() {
         PgStore::connect("postgres://127.0.0.1:notaport/x", opts).await,
         Err(StoreError::Invalid(_))
     ));
-}
-
-/// The PostgreSQL migrations this build carries (versions need not be contiguous).
-fn migration_files() -> usize {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/postgres");
-    std::fs::read_dir(dir)
-        .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .path()
-                .extension()
-                .is_some_and(|x| x == "sql")
-        })
-        .count()
 }
 
 /// Reports without customers read the hourly rollup plus its unfolded delta: equal to the

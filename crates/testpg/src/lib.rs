@@ -350,3 +350,24 @@ impl Schema {
         on_own_runtime(async move { Schema::new(&base).await })
     }
 }
+
+// ------------------------------------------------------------------ migrations on disk
+
+/// How many migration files the repository holds for `backend` ("sqlite" or "postgres"),
+/// counted on disk: tests compare it with what a store applied, so a file the build forgot
+/// to embed shows up as a missing version (versions need not be contiguous).
+pub fn migration_files(backend: &str) -> usize {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../store/migrations")
+        .join(backend);
+    std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "sql")
+        })
+        .count()
+}
