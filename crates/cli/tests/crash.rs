@@ -53,21 +53,13 @@ const PRODUCT: &str = "crash-saas";
 
 /// A SaaS product of its own, with CUSTOMERS subscribed buyers.
 fn write_seed(dir: &Path) -> String {
-    let mut s = format!(
-        "[[accounts]]\nid = \"111122223333\"\n\n[[products]]\ncode = \"{PRODUCT}\"\nseller = \"111122223333\"\nkind = \"saas\"\ndimensions = [{}]\n\n",
-        DIMENSIONS.map(|d| format!("{{ name = \"{d}\" }}")).join(", ")
-    );
-    for c in 0..CUSTOMERS {
-        s += &format!(
-            "[[accounts]]\nid = \"{}\"\n\n[[agreements]]\nproduct = \"{PRODUCT}\"\ncustomer_account = \"{}\"\nlicense_arn = \"{}\"\n\n",
-            account(c),
-            account(c),
-            license(c)
-        );
-    }
-    let path = dir.join("crash-seed.toml");
-    std::fs::write(&path, s).unwrap();
-    path.display().to_string()
+    common::write_saas_seed(
+        dir,
+        "crash-seed.toml",
+        PRODUCT,
+        &DIMENSIONS.map(String::from),
+        (0..CUSTOMERS).map(|c| (account(c), license(c))),
+    )
 }
 
 /// The (customer, dimension, hour) a key number stands for; hours are absolute (epoch hours).

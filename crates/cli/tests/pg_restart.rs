@@ -67,23 +67,14 @@ fn license(customer: usize) -> String {
 
 /// A SaaS product of the e2e seller with CUSTOMERS subscribed buyers.
 fn write_seed(dir: &std::path::Path) -> String {
-    let dims: Vec<String> = (0..DIMENSIONS)
-        .map(|d| format!("{{ name = \"d{d:02}\" }}"))
-        .collect();
-    let mut s = format!(
-        "[[accounts]]\nid = \"111122223333\"\n\n[[products]]\ncode = \"{PRODUCT}\"\nseller = \"111122223333\"\nkind = \"saas\"\ndimensions = [{}]\n\n",
-        dims.join(", ")
-    );
-    for c in 0..CUSTOMERS {
-        s += &format!(
-            "[[accounts]]\nid = \"{a}\"\n\n[[agreements]]\nproduct = \"{PRODUCT}\"\ncustomer_account = \"{a}\"\nlicense_arn = \"{}\"\n\n",
-            license(c),
-            a = account(c),
-        );
-    }
-    let path = dir.join("restart-seed.toml");
-    std::fs::write(&path, s).unwrap();
-    path.display().to_string()
+    let dims: Vec<String> = (0..DIMENSIONS).map(|d| format!("d{d:02}")).collect();
+    common::write_saas_seed(
+        dir,
+        "restart-seed.toml",
+        PRODUCT,
+        &dims,
+        (0..CUSTOMERS).map(|c| (account(c), license(c))),
+    )
 }
 
 /// A batch record's (customer, dimension, hour).

@@ -407,6 +407,34 @@ pub fn license_record(
         .quantity(quantity)
 }
 
+/// Writes `dir/file`: a seed with one SaaS product `product` of the e2e seller (account
+/// 111122223333) with `dimensions`, and for each `(account, license ARN)` of `buyers` that
+/// account subscribed to it under that license. Returns the file's path, for `--seed`.
+pub fn write_saas_seed(
+    dir: &std::path::Path,
+    file: &str,
+    product: &str,
+    dimensions: &[String],
+    buyers: impl IntoIterator<Item = (String, String)>,
+) -> String {
+    let dims: Vec<String> = dimensions
+        .iter()
+        .map(|d| format!("{{ name = \"{d}\" }}"))
+        .collect();
+    let mut s = format!(
+        "[[accounts]]\nid = \"111122223333\"\n\n[[products]]\ncode = \"{product}\"\nseller = \"111122223333\"\nkind = \"saas\"\ndimensions = [{}]\n\n",
+        dims.join(", ")
+    );
+    for (account, license) in buyers {
+        s += &format!(
+            "[[accounts]]\nid = \"{account}\"\n\n[[agreements]]\nproduct = \"{product}\"\ncustomer_account = \"{account}\"\nlicense_arn = \"{license}\"\n\n"
+        );
+    }
+    let path = dir.join(file);
+    std::fs::write(&path, s).unwrap();
+    path.display().to_string()
+}
+
 /// Runs `marketmeter <subcommand> --endpoint <server> --admin-token <token> <args>`.
 pub fn cli(server: &Server, subcommand: &str, args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_marketmeter"))

@@ -1953,31 +1953,20 @@ pub async fn audit_append_and_query(s: &dyn Store) {
         ["r2", "r3"]
     );
     // Paging: the cursor is the last seq of the previous page.
-    let first = s
-        .audit_events(&AuditFilter {
+    let page = |after: Option<i64>| async move {
+        s.audit_events(&AuditFilter {
             limit: Some(2),
+            after,
             ..Default::default()
         })
         .await
-        .unwrap();
+        .unwrap()
+    };
+    let first = page(None).await;
     assert_eq!(ids(&first), ["r1", "r2"]);
-    let next = s
-        .audit_events(&AuditFilter {
-            limit: Some(2),
-            after: Some(first[1].seq),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let next = page(Some(first[1].seq)).await;
     assert_eq!(ids(&next), ["r3", "r4"]);
-    let last = s
-        .audit_events(&AuditFilter {
-            limit: Some(2),
-            after: Some(next[1].seq),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let last = page(Some(next[1].seq)).await;
     assert_eq!(ids(&last), ["r5"]);
     assert_eq!(
         q(AuditFilter {
